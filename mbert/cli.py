@@ -1,0 +1,95 @@
+"""`mbert` command line: one sub-command per stage; each stage registers its own commands.
+
+User errors (`UserError`) print one line and exit non-zero (2 for invalid settings); `--debug`
+shows the traceback instead."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable
+
+from . import __version__
+from .errors import UserError
+from .progress import set_quiet
+
+Handler = Callable[[argparse.Namespace], int | None]
+
+
+def common_options() -> argparse.ArgumentParser:
+    """--debug/--quiet, accepted after the sub-command too (SUPPRESS keeps the top-level value)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
+    parent.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bars (summaries still print)")
+    return parent
+
+
+def recipe_options() -> argparse.ArgumentParser:
+    """Options every stage command shares: a recipe, overrides, the W&B mode."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--recipe", metavar="FILE", help="take settings from this recipe (TOML); flags override it")
+    parent.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                        help="override one recipe setting, e.g. --set pretrain.steps=100 (repeatable)")
+    parent.add_argument("--wandb", choices=["online", "offline", "off"],
+                        help="Weights & Biases mode (default offline; online needs an API key)")
+    return parent
+
+
+def add_command(sub: argparse._SubParsersAction, name: str, *, help: str, example: str,
+                handler: Handler, recipe: bool = True) -> argparse.ArgumentParser:
+    """A sub-command whose --help ends with a usage example."""
+    parser = sub.add_parser(name, help=help, description=help, parents=[common_options()] + ([recipe_options()] if recipe else []),
+                            epilog="example:\n  " + example, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .corpus.cli import register as register_corpus
+    from .pretrain.cli import register as register_pretrain
+    from .report.cli import register as register_report
+    from .run_cli import register as register_run
+    from .transfer.cli import register as register_evaluate
+    from .vocab.cli import register as register_vocab
+
+    parser = argparse.ArgumentParser(
+        prog="mbert",
+        description="Multilingual BERT pipeline: Wikipedia corpus -> shared vocabulary -> pretraining -> "
+                    "zero-shot cross-lingual evaluation -> report.",
+        epilog="stages: corpus, vocab, pretrain, evaluate, report; `mbert run` does them all.\n"
+               "example:\n  mbert run corpora/demo.toml",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"mbert {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars (summaries still print)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    register_corpus(sub)
+    register_vocab(sub)
+    register_pretrain(sub)
+    register_evaluate(sub)
+    register_report(sub)
+    register_run(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    set_quiet(args.quiet)
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"mbert: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mbert: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

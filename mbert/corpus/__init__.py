@@ -1,0 +1,1 @@
+"""Corpus stage: dump readers, wikitext cleaning, segmentation, dedup, sampling, shard writing."""

@@ -1,0 +1,29 @@
+"""Settings of the corpus stage (`[corpus]` and `[sample]` in a recipe)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..config import setting
+
+
+@dataclass
+class CorpusSettings:
+    # language code -> dump / parquet / text files (globs allowed); the languages to build
+    sources: dict[str, list[str]] = setting({}, help="language code -> source files (globs allowed)")
+    min_sentence_chars: int = setting(2, min=1, help="drop shorter sentences")
+    max_sentence_chars: int = setting(2000, min=1, help="drop longer sentences")
+    min_document_sentences: int = setting(1, min=1, help="drop documents with fewer sentences")
+    workers: int = setting(0, min=0, help="worker processes; 0 = one per CPU core")
+    force: bool = setting(False, help="redo languages that are already complete")
+
+
+@dataclass
+class SampleSettings:
+    smoothing: float = setting(0.7, min=0.0, min_exclusive=True, max=1.0,
+                               help="exponent S in q_L ∝ p_L^S (mBERT 0.7, XLM 0.3-0.5)")
+    unit: Literal["characters", "tokens"] = setting("characters", help="what p_L counts")
+    target_size: int | None = setting(None, min=1, help="mixture size in `unit`; default: clean corpus size")
+    max_repeats: float = setting(100.0, min=1.0, help="cap on how often a small language is repeated")
+    seed: int = setting(0, help="sampling and shuffling seed")

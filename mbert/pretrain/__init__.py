@@ -1,0 +1,1 @@
+"""Pretraining stage: token store, masking and batching, model, training loop, checkpoints."""

@@ -1,0 +1,80 @@
+"""A recipe: one TOML file describing a whole run, one section per stage, plus `--set` overrides."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from .errors import ConfigError
+from .config import apply_overrides, build, read_toml, setting
+from .corpus.settings import CorpusSettings, SampleSettings
+from .pretrain.settings import PretrainSettings
+from .report.settings import ReportSettings
+from .transfer.settings import EvaluateSettings
+from .vocab.settings import VocabSettings
+
+T = TypeVar("T")
+
+
+@dataclass
+class RunSettings:
+    out: Path = setting(Path("runs/default"), path="out", help="run folder holding every stage's output")
+    wandb: Literal["online", "offline", "off"] = setting("offline", help="Weights & Biases mode")
+    wandb_project: str = setting("mbert")
+    seed: int = setting(0, help="seed shared by every stage that does not set its own")
+
+
+@dataclass
+class Recipe:
+    run: RunSettings = setting(RunSettings())
+    corpus: CorpusSettings = setting(CorpusSettings())
+    sample: SampleSettings = setting(SampleSettings())
+    vocab: VocabSettings = setting(VocabSettings())
+    pretrain: PretrainSettings = setting(PretrainSettings())
+    evaluate: EvaluateSettings = setting(EvaluateSettings())
+    report: ReportSettings = setting(ReportSettings())
+
+
+def load_raw(recipe: Path | None, overrides: list[str] | None = None) -> tuple[dict, Path, str]:
+    """The recipe as a dict with overrides applied, the folder its relative paths resolve against,
+    and a prefix for error messages."""
+    if recipe is None:
+        raw, base, where = {}, Path.cwd(), ""
+    else:
+        recipe = Path(recipe)
+        raw, base, where = read_toml(recipe), recipe.resolve().parent, f"{recipe}: "
+    return apply_overrides(raw, overrides or []), base, where
+
+
+def load_recipe(path: Path | None, overrides: list[str] | None = None) -> Recipe:
+    """Load and validate every section up front."""
+    raw, base, where = load_raw(path, overrides)
+    return build(Recipe, raw, where=where, base_dir=base)
+
+
+def stage_settings(args: argparse.Namespace, section: str, cls: type[T], flags: dict[str, Any]) -> T:
+    """Settings for one stage command: recipe section (if `--recipe`), then `--set`, then flags.
+
+    Flag values that are paths are made absolute first, because flags are relative to the current
+    folder while recipe paths are relative to the recipe."""
+    raw, base, where = load_raw(getattr(args, "recipe", None), getattr(args, "set", None))
+    if section in raw and not isinstance(raw[section], dict):
+        raise ConfigError(f"{where}[{section}] must be a table of settings, not {raw[section]!r}")
+    data = dict(raw.get(section, {}))
+    path_fields = {f.name for f in dataclasses.fields(cls) if f.metadata.get("path")}
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if key in path_fields:
+            value = [str(Path(v).absolute()) for v in value] if isinstance(value, list) \
+                else str(Path(value).absolute())
+        data[key] = value
+    return build(cls, data, section=section, where=where, base_dir=base)
+
+
+def run_settings(args: argparse.Namespace) -> RunSettings:
+    """The `[run]` section (W&B mode, seed) for a single-stage command; `--wandb` overrides it."""
+    return stage_settings(args, "run", RunSettings, {"wandb": getattr(args, "wandb", None)})

@@ -1,0 +1,1 @@
+"""Report stage: Weights & Biases logging and the offline HTML/Markdown report."""

@@ -1,0 +1,1 @@
+"""Transfer stage: tasks, fine-tuning with freezing / alignment, zero-shot evaluation."""

@@ -1,0 +1,1 @@
+"""Vocabulary stage: WordPiece / SentencePiece training and the per-language tokenizer report."""

@@ -1,0 +1,39 @@
+"""Shared test setup: the real data kit is reached through one setting, MBERT_TEST_DATA.
+
+It defaults to ../shared/data beside the repository. When it is missing the whole suite stops
+with a message saying how to point to it, rather than skipping silently."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("MBERT_TEST_DATA", REPO.parent / "shared" / "data")).resolve()
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not (DATA / "MANIFEST.md").is_file():
+        raise pytest.UsageError(
+            f"the shared data kit was not found at {DATA}. Tests use real data: put the kit at "
+            f"../shared/data beside the repository, or set MBERT_TEST_DATA=/path/to/shared/data.")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """Root of the shared data kit (see its MANIFEST.md)."""
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def repo_dir() -> Path:
+    return REPO
