@@ -25,6 +25,7 @@ class RunSettings:
     wandb: Literal["online", "offline", "off"] = setting("offline", help="Weights & Biases mode")
     wandb_project: str = setting("mbert")
     seed: int = setting(0, help="seed shared by every stage that does not set its own")
+    report_lines_per_language: int = setting(2000, min=1, help="lines per language for the tokenizer report")
 
 
 @dataclass
@@ -36,6 +37,12 @@ class Recipe:
     pretrain: PretrainSettings = setting(PretrainSettings())
     evaluate: EvaluateSettings = setting(EvaluateSettings())
     report: ReportSettings = setting(ReportSettings())
+    # name -> [pretrain] overrides; each variant is pretrained and evaluated side by side
+    # (e.g. with and without TLM). Empty: one model from [pretrain].
+    variants: dict[str, PretrainSettings] = setting({})
+
+    def pretrain_variants(self) -> dict[str, PretrainSettings]:
+        return dict(self.variants) if self.variants else {"model": self.pretrain}
 
 
 def load_raw(recipe: Path | None, overrides: list[str] | None = None) -> tuple[dict, Path, str]:
@@ -52,6 +59,11 @@ def load_raw(recipe: Path | None, overrides: list[str] | None = None) -> tuple[d
 def load_recipe(path: Path | None, overrides: list[str] | None = None) -> Recipe:
     """Load and validate every section up front."""
     raw, base, where = load_raw(path, overrides)
+    variants = raw.get("variants", {})
+    if isinstance(variants, dict) and isinstance(raw.get("pretrain", {}), dict):
+        # a variant is a set of overrides on top of [pretrain]
+        raw["variants"] = {name: {**raw.get("pretrain", {}), **table} if isinstance(table, dict) else table
+                           for name, table in variants.items()}
     return build(Recipe, raw, where=where, base_dir=base)
 
 
