@@ -3,12 +3,14 @@
 Each stage declares its settings as a dataclass whose fields use `setting(...)` to state the
 allowed range, choices or path kind. `build()` turns a plain dict (from TOML, `--set` or flags)
 into that dataclass or raises one `ConfigError` line naming the key, the bad value and what is
-allowed. Relative paths in a recipe resolve against the recipe's folder; `${VAR}` and
+allowed. Relative input paths in a recipe resolve against the recipe's folder, relative output
+paths (`path="out"`) against the current folder; `${VAR}` and
 `${VAR:-default}` in strings expand from the environment.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import glob
@@ -31,11 +33,11 @@ PathKind = Literal["file", "dir", "exists", "out"]
 def setting(default: Any = dataclasses.MISSING, *, help: str = "", min: float | None = None,
             max: float | None = None, min_exclusive: bool = False, choices: typing.Sequence | None = None,
             path: PathKind | None = None) -> Any:
-    """A dataclass field with validation metadata. Lists and dicts defaults are copied per instance."""
+    """A dataclass field with validation metadata. Mutable defaults are copied per instance."""
     meta = {"help": help, "min": min, "max": max, "min_exclusive": min_exclusive,
             "choices": choices, "path": path}
-    if isinstance(default, (list, dict)):
-        return dataclasses.field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
+        return dataclasses.field(default_factory=lambda d=default: copy.deepcopy(d), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -125,14 +127,14 @@ def _convert(value: Any, tp: Any, key: str, where: str, base_dir: Path, meta: di
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
+        arms = [arg for arg in args if arg is not type(None)]
+        if len(arms) == 1:  # Optional[X]: X's own message is the most precise
+            return _convert(value, arms[0], key, where, base_dir, meta)
+        for arg in arms:
             try:
                 return _convert(value, arg, key, where, base_dir, meta)
-            except ConfigError as exc:
-                errors.append(exc)
+            except ConfigError:
+                continue
         _fail(key, value, _type_name(tp), where)
     if origin is Literal:
         if value not in typing.get_args(tp):
@@ -199,7 +201,8 @@ def _check_range(value: float, key: str, where: str, meta: dict) -> float:
 def _check_path(path: Path, key: str, where: str, base_dir: Path, kind: str | None) -> Path:
     path = path.expanduser()
     if not path.is_absolute():
-        path = base_dir / path
+        # inputs live beside the recipe; outputs go where the user runs the command
+        path = (Path.cwd() if kind == "out" else base_dir) / path
     if kind is None or kind == "out":
         return path
     if glob.has_magic(str(path)):
@@ -234,6 +237,8 @@ def build(cls: type, data: dict, *, section: str = "", where: str = "",
         if name in data:
             values[name] = _convert(data[name], hints[name], prefix + name, where, base_dir,
                                     dict(fld.metadata))
+        elif isinstance(fld.default, Path) and not fld.default.is_absolute():
+            values[name] = Path.cwd() / fld.default  # a relative default means the current folder
         elif fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{where}{prefix}{name} is required; allowed: {_type_name(hints[name])}")
     obj = cls(**values)
