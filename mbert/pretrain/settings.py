@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from ..config import setting
+from ..errors import ConfigError
+
+
+@dataclass
+class TlmPair:
+    """Two line-aligned files: line i of `tgt` translates line i of `src` (`[[pretrain.tlm]]`)."""
+
+    src: Path = setting(path="file", help="file in the first language, one sentence per line")
+    tgt: Path = setting(path="file", help="its translation, line-aligned")
+    src_lang: str = setting(help="language code of `src`, e.g. de")
+    tgt_lang: str = setting(help="language code of `tgt`, e.g. en")
 
 
 @dataclass
@@ -13,6 +25,53 @@ class PretrainSettings:
     model: Literal["tiny", "small", "base"] = setting("base", help="architecture preset")
     steps: int = setting(1000, min=1, help="optimizer steps")
     batch_size: int = setting(32, min=1, help="sequences per step (global, before accumulation split)")
+    grad_accum: int = setting(1, min=1, help="micro-batches per optimizer step (batch_size is split)")
     max_seq_length: int = setting(128, min=8, max=8192)
     learning_rate: float = setting(1e-4, min=0.0, min_exclusive=True)
+    warmup_steps: int = setting(-1, min=-1, help="linear warm-up steps; -1 = 1% of steps")
+    weight_decay: float = setting(0.01, min=0.0)
+    max_grad_norm: float = setting(1.0, min=0.0, help="gradient clipping; 0 = off")
+    dropout: float = setting(0.1, min=0.0, max=0.9, help="hidden and attention dropout")
     seed: int = setting(0)
+
+    # data and objectives
+    short_seq_prob: float = setting(0.1, min=0.0, max=1.0,
+                                    help="share of instances given a random shorter target length")
+    mask_prob: float = setting(0.15, min=0.0, max=1.0, min_exclusive=True)
+    whole_word_masking: bool = setting(False, help="mask all pieces of a word together")
+    nsp: bool = setting(False, help="next-sentence prediction (original mBERT); off by default")
+    tlm: list[TlmPair] = setting([], help="parallel files for translation LM (XLM)")
+    tlm_ratio: float = setting(0.0, min=0.0, max=1.0,
+                               help="share of optimizer steps that train TLM instead of MLM")
+    language_embeddings: bool = setting(False,
+                                        help="token_type ids carry the language (XLM); needs nsp off")
+    heldout_docs: int = setting(2, min=0, help="documents held out per language for held-out MLM loss")
+    heldout_instances: int = setting(16, min=1, help="at most this many held-out instances per language")
+    tokenize_workers: int = setting(0, min=0, help="processes for tokenization; 0 = all cores")
+
+    # loop
+    log_every: int = setting(10, min=1)
+    eval_every: int = setting(200, min=1, help="held-out MLM loss every N steps (and at the end)")
+    checkpoint_every: int = setting(500, min=1)
+    keep_checkpoints: int = setting(2, min=1, help="keep the last K checkpoints")
+    compile: bool = setting(False, help="torch.compile the encoder")
+    device: Literal["auto", "cpu", "cuda"] = setting("auto")
+
+    def validate(self) -> None:
+        if self.batch_size % self.grad_accum:
+            raise ConfigError(f"pretrain.batch_size = {self.batch_size} is not divisible by "
+                              f"pretrain.grad_accum = {self.grad_accum}; make it a multiple")
+        if self.language_embeddings and self.nsp:
+            raise ConfigError("pretrain.language_embeddings needs pretrain.nsp = false "
+                              "(both use token_type ids); turn one off")
+        if self.tlm_ratio > 0 and not self.tlm:
+            raise ConfigError("pretrain.tlm_ratio > 0 but no pretrain.tlm parallel files are given; "
+                              "add [[pretrain.tlm]] src/tgt/src_lang/tgt_lang or set tlm_ratio = 0")
+        if self.tlm and self.tlm_ratio == 0:
+            raise ConfigError("pretrain.tlm files are given but pretrain.tlm_ratio = 0; "
+                              "set tlm_ratio (e.g. 0.5) or drop the files")
+
+    @property
+    def warmup(self) -> int:
+        return self.warmup_steps if self.warmup_steps >= 0 else max(1, self.steps // 100)
+

@@ -1,0 +1,123 @@
+"""Pretraining inputs: find the corpus shards (mixture or clean layout) and load the tokenizer.
+
+A mixture folder holds `part-*.parquet` with a `lang` column; a clean folder holds
+`<lang>/part-*.parquet`. Both carry `id, title, text` with one sentence per line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from ..errors import UserError
+
+
+@dataclass(frozen=True)
+class Shard:
+    path: Path
+    lang: str | None  # None: the file has a `lang` column (mixture layout)
+
+
+def find_shards(corpus_dir: Path) -> list[Shard]:
+    corpus_dir = Path(corpus_dir)
+    if not corpus_dir.is_dir():
+        raise UserError(f"corpus folder {corpus_dir} does not exist; pass the output of "
+                        f"`mbert corpus sample` (or `corpus extract`) with --corpus")
+    mixture = sorted(corpus_dir.glob("part-*.parquet"))
+    if mixture:
+        return [Shard(p, None) for p in mixture]
+    clean = sorted(p for p in corpus_dir.glob("*/part-*.parquet"))
+    if clean:
+        return [Shard(p, p.parent.name) for p in clean]
+    raise UserError(f"corpus folder {corpus_dir} has no part-*.parquet shards (neither a mixture "
+                    f"folder nor <lang>/part-*.parquet); run `mbert corpus sample` first")
+
+
+def iter_documents(shard: Shard, batch_rows: int = 256) -> Iterator[list[tuple[str, str, str]]]:
+    """Batches of (lang, id, text) rows of one shard."""
+    try:
+        handle = pq.ParquetFile(shard.path)
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise UserError(f"corpus shard {shard.path} is not a readable Parquet file ({exc}); "
+                        f"rebuild the corpus") from None
+    names = set(handle.schema_arrow.names)
+    needed = {"id", "text"} | ({"lang"} if shard.lang is None else set())
+    if not needed <= names:
+        raise UserError(f"corpus shard {shard.path} lacks column(s) {sorted(needed - names)}; "
+                        f"expected lang,id,title,text (mixture) or id,title,text (clean)")
+    columns = sorted(needed)
+    for batch in handle.iter_batches(batch_size=batch_rows, columns=columns):
+        data = batch.to_pydict()
+        langs = data["lang"] if shard.lang is None else [shard.lang] * batch.num_rows
+        yield [(str(lang), str(doc_id), text or "") for lang, doc_id, text in
+               zip(langs, data["id"], data["text"])]
+
+
+def corpus_fingerprint(shards: list[Shard]) -> str:
+    digest = hashlib.sha256()
+    for shard in shards:
+        stat = shard.path.stat()
+        digest.update(f"{shard.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def read_corpus_manifest(corpus_dir: Path) -> dict:
+    path = Path(corpus_dir) / "manifest.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+
+
+# ----------------------------------------------------------------------------- tokenizer
+
+def load_tokenizer(vocab_dir: Path):
+    """The vocab stage's tokenizer; it must define the special tokens BERT pretraining needs."""
+    from transformers import AutoTokenizer
+
+    vocab_dir = Path(vocab_dir)
+    if not vocab_dir.is_dir():
+        raise UserError(f"vocab folder {vocab_dir} does not exist; pass the output of `mbert vocab` "
+                        f"with --vocab")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(vocab_dir))
+    except Exception as exc:  # many failure types: missing files, bad JSON, unknown class
+        raise UserError(f"vocab folder {vocab_dir} does not hold a tokenizer that AutoTokenizer "
+                        f"loads ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                        f"run `mbert vocab` to build one") from None
+    missing = [name for name in ("pad", "cls", "sep", "mask", "unk")
+               if getattr(tokenizer, f"{name}_token_id", None) is None]
+    if missing:
+        raise UserError(f"tokenizer in {vocab_dir} has no {', '.join(missing)} token(s); BERT "
+                        f"pretraining needs [PAD] [UNK] [CLS] [SEP] [MASK]: rebuild the vocabulary")
+    return tokenizer
+
+
+def vocab_fingerprint(tokenizer) -> str:
+    items = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    return hashlib.sha256(json.dumps(items, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def continuation_table(tokenizer) -> np.ndarray:
+    """`table[id]` is True when the token continues the previous word (for whole-word masking).
+
+    WordPiece marks continuations with `##`; SentencePiece marks word starts with `▁`."""
+    vocab = tokenizer.get_vocab()
+    size = max(len(tokenizer), max(vocab.values()) + 1)
+    hashes = sum(1 for tok in vocab if tok.startswith("##"))
+    spaces = sum(1 for tok in vocab if tok.startswith("▁"))
+    table = np.zeros(size, dtype=bool)
+    special = set(tokenizer.all_special_ids)
+    for tok, idx in vocab.items():
+        if idx in special:
+            continue
+        table[idx] = tok.startswith("##") if hashes >= spaces else not tok.startswith("▁")
+    return table

@@ -1,0 +1,191 @@
+"""Token store: the corpus tokenised once into memory-mapped arrays that keep sentence and
+document boundaries and each document's language; training reads it and never re-tokenises.
+
+Layout of a store folder (all little-endian, flat binary, read with `numpy.memmap`):
+  tokens.bin            int32  every sentence's token ids, concatenated
+  sentence_offsets.bin  int64  n_sentences + 1 offsets into tokens
+  doc_offsets.bin       int64  n_documents + 1 offsets into sentences
+  doc_lang.bin          int16  language index of each document (into store.json "languages")
+  doc_key.bin           int64  hash of (lang, id): repeated documents of a mixture share a key
+  store.json            counts, languages, UNK share, fingerprint; written last
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from ..atomic import atomic_write_json, staging_dir
+from ..errors import UserError
+from ..progress import bar
+from .inputs import Shard, iter_documents
+
+STORE_VERSION = 1
+# above this share of [UNK] tokens the vocabulary was not built for this corpus
+MAX_UNK_SHARE = 0.5
+
+_worker_tokenizer = None
+
+
+@dataclass
+class TokenStore:
+    path: Path
+    tokens: np.ndarray
+    sentence_offsets: np.ndarray
+    doc_offsets: np.ndarray
+    doc_lang: np.ndarray
+    doc_key: np.ndarray
+    info: dict
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self.info["languages"])
+
+    @property
+    def n_documents(self) -> int:
+        return len(self.doc_lang)
+
+    @classmethod
+    def open(cls, path: Path) -> "TokenStore":
+        path = Path(path)
+        info = json.loads((path / "store.json").read_text(encoding="utf-8"))
+
+        def load(name: str, dtype: type) -> np.ndarray:
+            file = path / name
+            if file.stat().st_size == 0:
+                return np.zeros(0, dtype=dtype)
+            return np.memmap(file, dtype=dtype, mode="r")
+
+        return cls(path, load("tokens.bin", np.int32), load("sentence_offsets.bin", np.int64),
+                   load("doc_offsets.bin", np.int64), load("doc_lang.bin", np.int16),
+                   load("doc_key.bin", np.int64), info)
+
+
+def is_store_complete(path: Path, fingerprint: str) -> bool:
+    meta = Path(path) / "store.json"
+    if not meta.is_file():
+        return False
+    try:
+        info = json.loads(meta.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return False
+    return info.get("complete") is True and info.get("fingerprint") == fingerprint \
+        and info.get("version") == STORE_VERSION
+
+
+def document_key(lang: str, doc_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{lang}\t{doc_id}".encode(), digest_size=8).digest(),
+                          "little", signed=True)
+
+
+def _init_worker(vocab_dir: str) -> None:
+    global _worker_tokenizer
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from .inputs import load_tokenizer
+    _worker_tokenizer = load_tokenizer(Path(vocab_dir))
+
+
+def _tokenize_batch(rows: list[tuple[str, str, str]], tokenizer=None) -> tuple:
+    """(langs, keys, sentences-per-doc, sentence lengths, flat tokens, unk count) for one batch."""
+    tokenizer = tokenizer or _worker_tokenizer
+    langs, keys, doc_sizes, sentences = [], [], [], []
+    for lang, doc_id, text in rows:
+        lines = [line.strip() for line in text.split("\n")]
+        lines = [line for line in lines if line]
+        if not lines:
+            continue
+        langs.append(lang)
+        keys.append(document_key(lang, doc_id))
+        doc_sizes.append(len(lines))
+        sentences.extend(lines)
+    if not sentences:
+        return langs, keys, doc_sizes, np.zeros(0, np.int64), np.zeros(0, np.int32), 0
+    ids = tokenizer(sentences, add_special_tokens=False)["input_ids"]
+    lengths = np.fromiter((len(s) for s in ids), dtype=np.int64, count=len(ids))
+    flat = np.fromiter((t for s in ids for t in s), dtype=np.int32, count=int(lengths.sum()))
+    unk = int(np.count_nonzero(flat == tokenizer.unk_token_id))
+    return langs, keys, doc_sizes, lengths, flat, unk
+
+
+def _batches(shards: list[Shard]) -> Iterator[list[tuple[str, str, str]]]:
+    for shard in shards:
+        yield from iter_documents(shard)
+
+
+def _ordered_results(shards: list[Shard], vocab_dir: Path, tokenizer, workers: int) -> Iterable[tuple]:
+    if workers <= 1:
+        for rows in _batches(shards):
+            yield _tokenize_batch(rows, tokenizer)
+        return
+    # a bounded window of batches in flight keeps memory flat and the output in corpus order
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                             initargs=(str(vocab_dir),)) as pool:
+        pending = []
+        for rows in _batches(shards):
+            pending.append(pool.submit(_tokenize_batch, rows))
+            if len(pending) >= 4 * workers:
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()
+
+
+def build_token_store(shards: list[Shard], vocab_dir: Path, tokenizer, store_dir: Path,
+                      fingerprint: str, workers: int = 0) -> TokenStore:
+    """Tokenise every document of `shards` into `store_dir` (replaced atomically)."""
+    workers = workers or os.cpu_count() or 1
+    total_bytes = sum(s.path.stat().st_size for s in shards)
+    languages: dict[str, int] = {}
+    lang_tokens: dict[str, int] = {}
+    n_tokens = n_sentences = n_docs = unk = 0
+    with staging_dir(store_dir) as tmp, \
+            open(tmp / "tokens.bin", "wb") as f_tokens, \
+            open(tmp / "sentence_offsets.bin", "wb") as f_sent, \
+            open(tmp / "doc_offsets.bin", "wb") as f_doc, \
+            open(tmp / "doc_lang.bin", "wb") as f_lang, \
+            open(tmp / "doc_key.bin", "wb") as f_key:
+        f_sent.write(np.zeros(1, np.int64).tobytes())
+        f_doc.write(np.zeros(1, np.int64).tobytes())
+        progress = bar(desc=f"tokenizing {total_bytes / 1e6:.1f} MB ({workers} worker(s))",
+                       unit="batch")
+        for langs, keys, doc_sizes, lengths, flat, batch_unk in \
+                _ordered_results(shards, vocab_dir, tokenizer, workers):
+            progress.update(1)
+            f_tokens.write(flat.tobytes())
+            f_sent.write((n_tokens + np.cumsum(lengths)).astype(np.int64).tobytes())
+            f_doc.write((n_sentences + np.cumsum(doc_sizes, dtype=np.int64)).tobytes())
+            lang_ids = []
+            start = 0
+            for lang, size in zip(langs, doc_sizes):
+                lang_ids.append(languages.setdefault(lang, len(languages)))
+                lang_tokens[lang] = lang_tokens.get(lang, 0) + int(lengths[start:start + size].sum())
+                start += size
+            f_lang.write(np.asarray(lang_ids, np.int16).tobytes())
+            f_key.write(np.asarray(keys, np.int64).tobytes())
+            n_tokens += len(flat)
+            n_sentences += len(lengths)
+            n_docs += len(langs)
+            unk += batch_unk
+            progress.set_postfix_str(f"{n_docs} docs, {n_tokens} tokens")
+        progress.close()
+        if n_docs == 0:
+            raise UserError(f"the corpus ({shards[0].path.parent}) holds no non-empty document; "
+                            f"rebuild it")
+        unk_share = unk / max(1, n_tokens)
+        if unk_share > MAX_UNK_SHARE:
+            raise UserError(f"the vocabulary does not match the corpus: {unk_share:.0%} of the tokens "
+                            f"are [UNK]; train the vocabulary on this corpus (`mbert vocab`)")
+        for handle in (f_tokens, f_sent, f_doc, f_lang, f_key):
+            handle.flush()
+        info = {"version": STORE_VERSION, "fingerprint": fingerprint, "languages": list(languages),
+                "n_tokens": n_tokens, "n_sentences": n_sentences, "n_documents": n_docs,
+                "unk_share": unk_share, "tokens_per_language": lang_tokens, "complete": True}
+        atomic_write_json(tmp / "store.json", info)
+    return TokenStore.open(store_dir)

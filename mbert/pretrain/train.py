@@ -1,0 +1,553 @@
+"""The pretraining loop: `pretrain(...)` for `mbert pretrain` and `mbert run`, `is_complete(...)`.
+
+One process, or many under `torchrun` (DDP; gloo on CPU, NCCL on GPU). The global batch of a
+step is a fixed function of (seed, step): instance order is a seeded permutation per epoch and
+masks are seeded per (epoch, instance). Each process takes its slice of every micro-batch and
+losses are summed and divided by the *global* number of targets, so one process and N processes
+compute the same loss and gradients, and a resumed run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..atomic import atomic_write_json, atomic_write_text, staging_dir
+from ..config import to_plain, write_resolved
+from ..errors import UserError
+from ..progress import bar, info, summary
+from . import instances as I
+from .batching import Batch, Vocabulary, make_batch
+from .card import model_card
+from .checkpoint import checkpoint_dirs, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .inputs import (continuation_table, corpus_fingerprint, find_shards, load_tokenizer,
+                     read_corpus_manifest, vocab_fingerprint)
+from .model import (PretrainingModel, build_config, build_hf_model, linear_schedule, make_optimizer,
+                    run_batch)
+from .settings import PretrainSettings
+from .token_store import TokenStore, build_token_store, is_store_complete
+
+OBJECTIVES = {"mlm": 0, "tlm": 1}
+HELDOUT_SALT = 99
+
+
+def is_complete(out_dir: Path) -> bool:
+    path = Path(out_dir) / "manifest.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("complete") is True
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return False
+
+
+# ----------------------------------------------------------------------------- distributed
+
+class Distributed:
+    """Process group from torchrun's environment (or one a caller set up); a no-op alone."""
+
+    def __init__(self) -> None:
+        import torch.distributed as dist
+
+        self.dist = dist
+        self.owned = False
+        if not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            dist.init_process_group(backend)
+            self.owned = True
+        self.active = dist.is_initialized()
+        self.rank = dist.get_rank() if self.active else 0
+        self.world = dist.get_world_size() if self.active else 1
+        self.local_rank = int(os.environ.get("LOCAL_RANK", self.rank))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.active:
+            self.dist.barrier()
+
+    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.active:
+            self.dist.all_reduce(tensor)
+        return tensor
+
+    def broadcast_error(self, message: str | None) -> None:
+        """Raise on every process when any one hit a user error (so none waits forever)."""
+        if not self.active:
+            if message:
+                raise UserError(message)
+            return
+        gathered: list[str | None] = [None] * self.world
+        self.dist.all_gather_object(gathered, message)
+        first = next((m for m in gathered if m), None)
+        if first:
+            raise UserError(first)
+
+    def close(self) -> None:
+        if self.owned:
+            self.dist.destroy_process_group()
+
+
+# ----------------------------------------------------------------------------- data
+
+class Order:
+    """Instance order: a fresh seeded permutation per epoch; position p of the stream is
+    instance perm_{p // n}[p % n]."""
+
+    def __init__(self, n: int, seed: int, salt: int) -> None:
+        self.n, self.seed, self.salt = n, seed, salt
+        self._cache: dict[int, np.ndarray] = {}
+
+    def permutation(self, epoch: int) -> np.ndarray:
+        if epoch not in self._cache:
+            if len(self._cache) > 2:
+                self._cache.clear()
+            self._cache[epoch] = np.random.default_rng([self.seed, self.salt, epoch]).permutation(self.n)
+        return self._cache[epoch]
+
+    def take(self, position: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        stream = np.arange(position, position + count)
+        epochs = stream // self.n
+        index = np.empty(count, np.int64)
+        for epoch in np.unique(epochs):
+            sel = epochs == epoch
+            index[sel] = self.permutation(int(epoch))[stream[sel] % self.n]
+        return index, epochs
+
+
+class Source:
+    """Token array + instances of one objective."""
+
+    def __init__(self, name: str, tokens: np.ndarray, instances: np.ndarray, seed: int) -> None:
+        self.name, self.tokens, self.instances = name, tokens, instances
+        self.order = Order(len(instances), seed, OBJECTIVES[name])
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"TLM file {path} cannot be read as UTF-8 text ({exc}); check the path") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def _tlm_source(settings: PretrainSettings, tokenizer, languages: list[str]) -> Source | None:
+    """Tokenise the parallel files (small) and pair their lines into TLM instances."""
+    if not settings.tlm or settings.tlm_ratio == 0:
+        return None
+    chunks: list[np.ndarray] = []
+    all_rows = []
+    offset = 0
+    rng = np.random.default_rng([settings.seed, 17])
+    for pair in settings.tlm:
+        src, tgt = _read_lines(pair.src), _read_lines(pair.tgt)
+        if len(src) != len(tgt):
+            raise UserError(f"TLM files are not line-aligned: {pair.src} has {len(src)} lines, "
+                            f"{pair.tgt} has {len(tgt)}; give files with one translation per line")
+        keep = [i for i in range(len(src)) if src[i].strip() and tgt[i].strip()]
+        ranges = []
+        for side in ([src[i].strip() for i in keep], [tgt[i].strip() for i in keep]):
+            ids = tokenizer(side, add_special_tokens=False)["input_ids"] if side else []
+            lengths = np.fromiter((len(s) for s in ids), np.int64, len(ids))
+            starts = offset + np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(ids) else lengths
+            chunks.append(np.fromiter((t for s in ids for t in s), np.int32, int(lengths.sum())))
+            offset += int(lengths.sum())
+            ranges.append(np.stack([starts, lengths], 1) if len(ids) else np.zeros((0, 2), np.int64))
+        for code in (pair.src_lang, pair.tgt_lang):
+            if code not in languages:
+                languages.append(code)
+        all_rows.append(I.build_pair_instances(ranges[0], ranges[1], languages.index(pair.src_lang),
+                                               languages.index(pair.tgt_lang), settings.max_seq_length, rng))
+    rows = np.concatenate(all_rows)
+    if len(rows) == 0:
+        raise UserError("the TLM files hold no non-empty sentence pair; check pretrain.tlm")
+    return Source("tlm", np.concatenate(chunks), rows, settings.seed)
+
+
+# ----------------------------------------------------------------------------- trainer
+
+class NonFiniteLoss(UserError):
+    pass
+
+
+class Trainer:
+    def __init__(self, corpus_dir: Path, vocab_dir: Path, out_dir: Path, settings: PretrainSettings,
+                 tracker, resume: bool | None, dist: Distributed) -> None:
+        self.corpus_dir, self.vocab_dir, self.out = Path(corpus_dir), Path(vocab_dir), Path(out_dir)
+        self.s, self.tracker, self.resume, self.dist = settings, tracker, resume, dist
+        self.ckpt_root = self.out / "checkpoints"
+        self.settings_hash = hashlib.sha256(json.dumps(to_plain(settings), sort_keys=True,
+                                                       default=str).encode()).hexdigest()[:16]
+        self.log_path = self.out / "train_log.jsonl"
+        if settings.device == "cuda" and not torch.cuda.is_available():
+            raise UserError("pretrain.device = 'cuda' but no GPU is visible; use device = 'auto' or 'cpu'")
+        use_cuda = settings.device == "cuda" or (settings.device == "auto" and torch.cuda.is_available())
+        self.device = torch.device(f"cuda:{dist.local_rank}" if use_cuda else "cpu")
+        if use_cuda:
+            torch.cuda.set_device(self.device)
+        micro = settings.batch_size // settings.grad_accum
+        if micro % dist.world:
+            raise UserError(f"batch_size / grad_accum = {micro} sequences per micro-batch cannot be "
+                            f"split over {dist.world} processes; make it a multiple of {dist.world}")
+        self.per_rank = micro // dist.world
+
+    # ------------------------------------------------------------------ preparation
+
+    def check_out_dir(self) -> None:
+        """Decide what an existing `out` means. resume=True: continue it; False: refuse to touch
+        it; None (the Python API default, used by `mbert run`): continue an unfinished run with the
+        same settings, otherwise replace it."""
+        found = checkpoint_dirs(self.ckpt_root)
+        earlier = is_complete(self.out) or bool(found) or self.log_path.exists()
+        if not earlier:
+            return
+        if self.resume is False:
+            raise UserError(f"{self.out} already holds a pretraining run; pass --resume to continue "
+                            f"it, or choose another --out")
+        if self.resume is None:
+            same = bool(found) and not is_complete(self.out) and json.loads(
+                (found[-1][1] / "meta.json").read_text(encoding="utf-8")).get("settings") == self.settings_hash
+            if same:
+                self.resume = True
+                return
+            self.resume = False
+            if self.dist.main:
+                info(f"{self.out} holds a run with other settings (or a finished one): replacing it")
+                (self.out / "manifest.json").unlink(missing_ok=True)  # first: no longer looks complete
+                for name in ("checkpoints", "model"):
+                    shutil.rmtree(self.out / name, ignore_errors=True)
+                self.log_path.unlink(missing_ok=True)
+            self.dist.barrier()
+        elif is_complete(self.out):
+            done = json.loads((self.out / "manifest.json").read_text(encoding="utf-8")).get("steps", 0)
+            if done >= self.s.steps:
+                raise UserError(f"{self.out} already holds a finished run of {done} steps; raise "
+                                f"--steps to train further or choose another --out")
+            self.dist.barrier()
+            if self.dist.main:
+                (self.out / "manifest.json").unlink()  # training on: the run is no longer complete
+
+    def prepare_data(self) -> None:
+        s = self.s
+        shards = find_shards(self.corpus_dir)
+        self.tokenizer = load_tokenizer(self.vocab_dir)
+        self.vocab_fp = vocab_fingerprint(self.tokenizer)
+        fingerprint = f"{corpus_fingerprint(shards)}-{self.vocab_fp}"
+        store_dir = self.out / "data" / "store"
+        error = None
+        if self.dist.main and not is_store_complete(store_dir, fingerprint):
+            try:
+                build_token_store(shards, self.vocab_dir, self.tokenizer, store_dir, fingerprint,
+                                  s.tokenize_workers)
+            except UserError as exc:
+                error = str(exc)
+        self.dist.broadcast_error(error)
+        self.store = TokenStore.open(store_dir)
+        self.languages = list(self.store.languages)
+        specials = 3 if s.nsp else 2
+        key = hashlib.sha256(json.dumps([fingerprint, s.max_seq_length, s.short_seq_prob, s.nsp,
+                                         s.seed, s.heldout_docs]).encode()).hexdigest()[:12]
+        cache = self.out / "data" / f"instances-{key}.npz"
+        if self.dist.main and not cache.is_file():
+            rng = np.random.default_rng([s.seed, 3])
+            train_docs, held_docs = I.split_heldout(self.store, s.heldout_docs, rng)
+            train = I.build_instances(self.store, train_docs, s.max_seq_length, s.short_seq_prob,
+                                      s.nsp, rng)
+            held = I.build_instances(self.store, held_docs, s.max_seq_length, 0.0, False, rng)
+            tmp = cache.with_name(f".{cache.name}.tmp.npz")
+            np.savez(tmp, train=train, heldout=held)
+            os.replace(tmp, cache)
+        self.dist.barrier()
+        with np.load(cache) as arrays:
+            train, held = arrays["train"], arrays["heldout"]
+        if len(train) == 0:
+            raise UserError(f"the corpus in {self.corpus_dir} yields no training instance; it needs "
+                            f"more documents than pretrain.heldout_docs per language")
+        self.padding_share = I.padding_share(train, s.max_seq_length, specials)
+        self.sources = {"mlm": Source("mlm", self.store.tokens, train, s.seed)}
+        tlm = _tlm_source(s, self.tokenizer, self.languages)
+        if tlm is not None:
+            self.sources["tlm"] = tlm
+        self.heldout = held
+        self.vocab = Vocabulary.from_tokenizer(self.tokenizer, continuation_table(self.tokenizer))
+        rng = np.random.default_rng([s.seed, 5])
+        self.step_kinds = np.where(rng.random(s.steps) < s.tlm_ratio, "tlm", "mlm") \
+            if tlm is not None else np.full(s.steps, "mlm")
+
+    def prepare_model(self) -> None:
+        s = self.s
+        vocab_size = max(len(self.tokenizer), self.vocab.size)
+        extra = {"pretraining_languages": self.languages, "language_embeddings": s.language_embeddings}
+        self.config = build_config(s.model, vocab_size=vocab_size, pad_token_id=self.tokenizer.pad_token_id,
+                                   max_seq_length=s.max_seq_length,
+                                   type_vocab_size=len(self.languages) if s.language_embeddings else 2,
+                                   dropout=s.dropout, nsp=s.nsp, extra=extra)
+        torch.manual_seed(s.seed)
+        self.model = PretrainingModel(build_hf_model(self.config, s.nsp)).to(self.device)
+        self.wrapped: torch.nn.Module = self.model
+        if self.dist.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.wrapped = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.forward_model = torch.compile(self.wrapped) if s.compile else self.wrapped
+        self.optimizer = make_optimizer(self.model, s.learning_rate, s.weight_decay, self.device)
+        self.scheduler = linear_schedule(self.optimizer, s.warmup, s.steps)
+        self.fingerprint = {"model": s.model, "layers": self.config.num_hidden_layers,
+                            "hidden": self.config.hidden_size, "vocab_size": vocab_size,
+                            "vocab": self.vocab_fp, "nsp": s.nsp,
+                            "type_vocab_size": self.config.type_vocab_size}
+
+    def restore(self) -> int:
+        """Load the newest checkpoint when resuming; returns the step it holds (0 when none)."""
+        found = checkpoint_dirs(self.ckpt_root)
+        if not self.resume or not found:
+            if self.resume:
+                info(f"no checkpoint in {self.ckpt_root}; starting from step 0")
+            self.tokens_seen = 0
+            if self.dist.main:
+                atomic_write_text(self.log_path, "")
+            return 0
+        step, path = found[-1]
+        state, meta = load_checkpoint(path, self.fingerprint)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        self.tokens_seen = int(state["tokens_seen"])
+        if self.dist.main:  # drop log lines written after the checkpoint: they are redone
+            kept = []
+            if self.log_path.is_file():
+                for line in self.log_path.read_text(encoding="utf-8").split("\n"):
+                    if line.strip() and json.loads(line)["step"] <= step:
+                        kept.append(line)
+            atomic_write_text(self.log_path, "".join(k + "\n" for k in kept))
+        info(f"resuming from {path} (step {step})")
+        return step
+
+    # ------------------------------------------------------------------ one step
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def step_batches(self, step: int) -> tuple[str, list[Batch]]:
+        s = self.s
+        kind = str(self.step_kinds[step - 1])
+        seen_before = int(np.count_nonzero(self.step_kinds[:step - 1] == kind))
+        source = self.sources[kind]
+        index, epochs = source.order.take(seen_before * s.batch_size, s.batch_size)
+        micro = s.batch_size // s.grad_accum
+        batches = []
+        for m in range(s.grad_accum):
+            lo = m * micro + self.dist.rank * self.per_rank
+            sel = slice(lo, lo + self.per_rank)
+            keys = [(s.seed, OBJECTIVES[kind], int(e), int(i)) for e, i in zip(epochs[sel], index[sel])]
+            batches.append(make_batch(source.tokens, source.instances[index[sel]], keys, self.vocab,
+                                      max_seq_length=s.max_seq_length, mask_prob=s.mask_prob,
+                                      whole_word=s.whole_word_masking, nsp=s.nsp and kind == "mlm",
+                                      restart_positions=kind == "tlm",
+                                      language_types=s.language_embeddings))
+        return kind, batches
+
+    def train_step(self, step: int) -> dict:
+        s = self.s
+        kind, batches = self.step_batches(step)
+        # dropout randomness per (step, process): independent of where a run was resumed
+        torch.manual_seed(int(np.random.SeedSequence([s.seed, step, self.dist.rank]).generate_state(1)[0]))
+        counts = torch.tensor([sum(len(b.masked_labels) for b in batches),
+                               sum(b.n_tokens for b in batches)], dtype=torch.float64, device=self.device)
+        n_masked, n_tokens = self.dist.sum(counts).tolist()
+        use_nsp = s.nsp and kind == "mlm"
+        sums = torch.zeros(4, dtype=torch.float64, device=self.device)
+        self.wrapped.train()
+        for m, batch in enumerate(batches):
+            last = m == len(batches) - 1
+            sync = contextlib.nullcontext() if last or not self.dist.active else self.wrapped.no_sync()
+            with sync:
+                with self._autocast():
+                    out = run_batch(self.forward_model, batch.to(self.device))
+                loss = out.mlm_loss_sum / n_masked
+                if use_nsp:
+                    loss = loss + out.nsp_loss_sum / s.batch_size
+                # DDP averages gradients over processes; scaling by world makes that a global sum
+                (loss * self.dist.world).backward()
+            sums += torch.stack([out.mlm_loss_sum.detach(), out.mlm_correct.detach(),
+                                 out.nsp_loss_sum.detach(), out.nsp_correct.detach()]).double()
+        sums = self.dist.sum(sums).tolist()
+        mlm_loss = sums[0] / n_masked
+        nsp_loss = sums[2] / s.batch_size if use_nsp else None
+        loss = mlm_loss + (nsp_loss or 0.0)
+        max_norm = s.max_grad_norm if s.max_grad_norm > 0 else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm))
+        if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+            what = "loss" if not math.isfinite(loss) else "gradient norm"
+            last = checkpoint_dirs(self.ckpt_root)
+            where = f"the last good checkpoint is {last[-1][1]} (resume with --resume)" if last \
+                else "no checkpoint was written yet"
+            raise NonFiniteLoss(f"the {what} became non-finite at step {step} ({loss=}, {grad_norm=}); "
+                                f"training stopped, {where}; lower the learning rate or raise "
+                                f"warm-up before resuming")
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.tokens_seen += int(n_tokens)
+        record = {"step": step, "objective": kind, "loss": loss, "mlm_loss": mlm_loss,
+                  "mlm_accuracy": sums[1] / n_masked, "lr": lr, "grad_norm": grad_norm}
+        if use_nsp:
+            record.update(nsp_loss=nsp_loss, nsp_accuracy=sums[3] / s.batch_size)
+        return record | {"_tokens": int(n_tokens)}
+
+    @torch.no_grad()
+    def heldout_losses(self) -> dict[str, float]:
+        """MLM loss per language on the held-out documents, with fixed masks."""
+        s = self.s
+        if len(self.heldout) == 0:
+            return {}
+        self.model.eval()
+        langs = self.heldout[:, I.LANG_A]
+        result = {}
+        for lang_index, lang in enumerate(self.languages):
+            rows = self.heldout[langs == lang_index][:s.heldout_instances]
+            if len(rows) == 0:
+                continue
+            loss_sum, count = 0.0, 0
+            for start in range(0, len(rows), 32):
+                chunk = rows[start:start + 32]
+                keys = [(s.seed, HELDOUT_SALT, lang_index, start + i) for i in range(len(chunk))]
+                batch = make_batch(self.store.tokens, chunk, keys, self.vocab,
+                                   max_seq_length=s.max_seq_length, mask_prob=s.mask_prob,
+                                   whole_word=s.whole_word_masking, nsp=False, restart_positions=False,
+                                   language_types=s.language_embeddings)
+                with self._autocast():
+                    out = run_batch(self.model, batch.to(self.device))
+                loss_sum += float(out.mlm_loss_sum)
+                count += len(batch.masked_labels)
+            result[lang] = loss_sum / max(1, count)
+        self.model.train()
+        return result
+
+    def save(self, step: int, record: dict) -> None:
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "rng": rng_state(), "step": step,
+                 "tokens_seen": self.tokens_seen}
+        kinds = self.step_kinds[:step]
+        meta = {"fingerprint": self.fingerprint, "settings": self.settings_hash, "loss": record["loss"], "tokens_seen": self.tokens_seen,
+                "data_position": {k: int(np.count_nonzero(kinds == k)) * self.s.batch_size
+                                  for k in self.sources}}
+        save_checkpoint(self.ckpt_root, step, state, meta, self.s.keep_checkpoints)
+
+    # ------------------------------------------------------------------ loop
+
+    def log(self, record: dict) -> None:
+        with open(self.log_path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.tracker is not None:
+            flat = {f"pretrain/{k}": v for k, v in record.items()
+                    if isinstance(v, (int, float)) and k != "step"}
+            for lang, value in record.get("heldout_loss", {}).items():
+                flat[f"pretrain/heldout_loss/{lang}"] = value
+            self.tracker.log(flat, step=record["step"])
+
+    def run(self) -> dict:
+        s = self.s
+        started = time.time()
+        self.check_out_dir()
+        self.prepare_data()
+        self.prepare_model()
+        start = self.restore()
+        if start >= s.steps:
+            raise UserError(f"the checkpoint in {self.ckpt_root} is already at step {start} >= "
+                            f"pretrain.steps = {s.steps}; raise --steps to train further")
+        self.dist.barrier()
+        progress = bar(total=s.steps, initial=start, desc="pretraining", unit="step") \
+            if self.dist.main else None
+        window_tokens, window_start = 0, time.time()
+        record: dict = {}
+        heldout: dict[str, float] = {}
+        for step in range(start + 1, s.steps + 1):
+            record = self.train_step(step)
+            window_tokens += record.pop("_tokens")
+            final = step == s.steps
+            if step % s.eval_every == 0 or final:
+                if self.dist.main:
+                    heldout = self.heldout_losses()
+                    record["heldout_loss"] = heldout
+                self.dist.barrier()
+            if self.dist.main:
+                if step % s.log_every == 0 or final or "heldout_loss" in record:
+                    elapsed = max(1e-9, time.time() - window_start)
+                    record.update(tokens_per_s=window_tokens / elapsed, tokens_seen=self.tokens_seen)
+                    window_tokens, window_start = 0, time.time()
+                    self.log(record)
+                progress.update(1)
+                progress.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['mlm_accuracy']:.2f}")
+            if step % s.checkpoint_every == 0 and self.dist.main:
+                self.save(step, record)
+            self.dist.barrier()
+        if progress is not None:
+            progress.close()
+        result = {"out_dir": str(self.out), "model_dir": str(self.out / "model"), "steps": s.steps,
+                  "tokens_seen": self.tokens_seen, "padding_share": self.padding_share,
+                  "final_loss": record.get("loss"), "final_mlm_accuracy": record.get("mlm_accuracy"),
+                  "heldout_loss": heldout, "languages": self.languages,
+                  "instances": {k: len(v.instances) for k, v in self.sources.items()},
+                  "seconds": time.time() - started}
+        if self.dist.main:
+            self.finish(result)
+        self.dist.barrier()
+        return result
+
+    def finish(self, result: dict) -> None:
+        corpus_manifest = read_corpus_manifest(self.corpus_dir)
+        with staging_dir(self.out / "model") as tmp:
+            self.model.hf.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            atomic_write_text(tmp / "README.md", model_card(
+                settings=self.s, config=self.config, corpus_manifest=corpus_manifest,
+                store_info=self.store.info, result=result))
+        write_resolved(self.out, {"pretrain": self.s, "inputs": {
+            "corpus": str(self.corpus_dir), "vocab": str(self.vocab_dir), "world_size": self.dist.world}})
+        if self.tracker is not None:
+            self.tracker.summary({f"pretrain/{k}": v for k, v in result.items()
+                                  if isinstance(v, (int, float))})
+        atomic_write_json(self.out / "manifest.json", {
+            "stage": "pretrain", "complete": True, "model": "model", "settings": to_plain(self.s),
+            "corpus": str(self.corpus_dir), "vocab": str(self.vocab_dir), "store": self.store.info,
+            **{k: v for k, v in result.items() if k not in ("out_dir", "model_dir")}})
+        held = ", ".join(f"{k} {v:.2f}" for k, v in sorted(result["heldout_loss"].items()))
+        summary(f"Pretrained a {self.s.model} BERT for {result['steps']} steps "
+                f"({result['tokens_seen']:,} tokens, padding {result['padding_share']:.1%}) in "
+                f"{result['seconds']:.0f}s; final loss {result['final_loss']:.3f}, MLM accuracy "
+                f"{result['final_mlm_accuracy']:.2f}. Held-out MLM loss: {held or 'none'}. "
+                f"Model (transformers format): {self.out / 'model'}; log: {self.log_path}.")
+
+
+def pretrain(corpus_dir: Path, vocab_dir: Path, out_dir: Path, settings: PretrainSettings,
+             tracker=None, *, resume: bool | None = None) -> dict:
+    """Pretrain a BERT on `corpus_dir` with the tokenizer in `vocab_dir`; writes `out_dir`
+    (model/, checkpoints/, train_log.jsonl, resolved_config.toml, manifest.json last).
+
+    `resume`: True continues the newest checkpoint (refusing one of another model), False
+    refuses an `out_dir` that holds a run, None continues an unfinished run with the same
+    settings and otherwise starts afresh. Under torchrun every process calls this; only rank 0
+    writes files."""
+    dist = Distributed()
+    try:
+        return Trainer(corpus_dir, vocab_dir, out_dir, settings, tracker, resume, dist).run()
+    finally:
+        dist.close()

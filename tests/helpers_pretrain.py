@@ -1,0 +1,71 @@
+"""Tiny real inputs for the pretraining tests: a mixture folder made from the data kit's
+`corpus/<lang>.txt` and a small WordPiece vocabulary trained on it with HF `tokenizers`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mbert.pretrain.settings import PretrainSettings
+
+LANGS = ("en", "de", "fr")
+
+
+def kit_documents(data_dir: Path, lang: str, max_docs: int, sentences_per_doc: int = 12) -> list[str]:
+    """Documents of one language (blank line between documents in the kit), cut into pieces of
+    at most `sentences_per_doc` sentences so that even a small kit file gives several."""
+    text = (data_dir / "corpus" / f"{lang}.txt").read_text(encoding="utf-8")
+    docs = []
+    for block in text.split("\n\n"):
+        lines = [line for line in block.split("\n") if line.strip()]
+        for start in range(0, len(lines), sentences_per_doc):
+            docs.append("\n".join(lines[start:start + sentences_per_doc]))
+            if len(docs) >= max_docs:
+                return docs
+    return docs
+
+
+def make_mixture(data_dir: Path, out: Path, langs: tuple[str, ...] = LANGS, max_docs: int = 12,
+                 shards: int = 2) -> Path:
+    """A mixture folder: part-*.parquet with lang,id,title,text, languages interleaved."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for lang in langs:
+        for i, doc in enumerate(kit_documents(data_dir, lang, max_docs)):
+            rows.append({"lang": lang, "id": f"{lang}-{i}", "title": f"{lang} {i}", "text": doc})
+    rows.sort(key=lambda r: (int(r["id"].split("-")[1]), r["lang"]))
+    for shard in range(shards):
+        part = rows[shard::shards]
+        table = pa.table({k: [r[k] for r in part] for k in ("lang", "id", "title", "text")})
+        pq.write_table(table, out / f"part-{shard:05d}.parquet")
+    return out
+
+
+def make_vocab(data_dir: Path, out: Path, langs: tuple[str, ...] = LANGS, vocab_size: int = 3000) -> Path:
+    """A BERT WordPiece tokenizer folder (cased, [PAD] [UNK] [CLS] [SEP] [MASK])."""
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertTokenizerFast
+
+    sentences = []
+    for lang in langs:
+        for doc in kit_documents(data_dir, lang, 60):
+            sentences.extend(doc.split("\n"))
+    wordpiece = BertWordPieceTokenizer(lowercase=False, strip_accents=False)
+    wordpiece.train_from_iterator(sentences, vocab_size=vocab_size, min_frequency=1,
+                                  special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+                                  show_progress=False)
+    out.mkdir(parents=True, exist_ok=True)
+    wordpiece.save_model(str(out))  # vocab.txt
+    BertTokenizerFast(vocab=wordpiece.get_vocab(), do_lower_case=False,
+                      tokenize_chinese_chars=True, strip_accents=False).save_pretrained(str(out))
+    return out
+
+
+def tiny_settings(**overrides) -> PretrainSettings:
+    base = dict(model="tiny", steps=6, batch_size=8, max_seq_length=64, learning_rate=1e-3,
+                warmup_steps=2, log_every=1, eval_every=3, checkpoint_every=3, keep_checkpoints=2,
+                tokenize_workers=1, heldout_docs=1, heldout_instances=4, device="cpu")
+    base.update(overrides)
+    return PretrainSettings(**base)
