@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..config import setting
+from ..errors import ConfigError
 
 
 @dataclass
@@ -17,6 +18,14 @@ class CorpusSettings:
     min_document_sentences: int = setting(1, min=1, help="drop documents with fewer sentences")
     workers: int = setting(0, min=0, help="worker processes; 0 = one per CPU core")
     force: bool = setting(False, help="redo languages that are already complete")
+    chunk_mb: float = setting(16.0, min=0.0, min_exclusive=True,
+                              help="compressed MB of a multistream dump / Parquet file per work unit")
+    shard_mb: float = setting(256.0, min=0.0, min_exclusive=True, help="text MB per output part file")
+
+    def validate(self) -> None:
+        if self.min_sentence_chars > self.max_sentence_chars:
+            raise ConfigError(f"corpus.min_sentence_chars = {self.min_sentence_chars} is above "
+                              f"corpus.max_sentence_chars = {self.max_sentence_chars}; lower it")
 
 
 @dataclass
@@ -27,3 +36,4 @@ class SampleSettings:
     target_size: int | None = setting(None, min=1, help="mixture size in `unit`; default: clean corpus size")
     max_repeats: float = setting(100.0, min=1.0, help="cap on how often a small language is repeated")
     seed: int = setting(0, help="sampling and shuffling seed")
+    shard_mb: float = setting(256.0, min=0.0, min_exclusive=True, help="text MB per output part file")

@@ -1,0 +1,229 @@
+"""`corpus sample`: an exponentially smoothed language mixture from a clean corpus.
+
+p_L is language L's share of the clean corpus (characters, or tokens: words and punctuation
+marks, each CJK ideograph one token as in mBERT's basic tokenizer); q_L = p_L^S / Σ_K p_K^S.
+Language L then contributes q_L × target: down-sampled by a seeded choice of whole documents,
+or up-sampled by repeating every document ⌊r⌋ times plus a seeded choice of documents for the
+fraction, with r capped at `max_repeats` (the manifest says where the cap cut a language short).
+
+Memory stays bounded: the text is streamed twice per language (sizes, then emission), rows go to
+one of B bucket files at random, and each bucket (about one output shard) is shuffled in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_write_json, staging_dir
+from ..config import to_plain, write_resolved
+from ..errors import UserError
+from ..progress import bar, summary
+from .extract import is_complete as clean_is_complete
+from .extract import read_manifest
+from .settings import SampleSettings
+from .shards import MIXTURE_SCHEMA, RotatingWriter, ShardWriter, iter_rows
+
+MANIFEST = "manifest.json"
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+_TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
+
+
+def is_complete(out_dir: Path) -> bool:
+    """True when `out_dir` holds a finished `corpus sample` output."""
+    try:
+        manifest = json.loads((Path(out_dir) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(manifest.get("complete"))
+
+
+def count_tokens(text: str) -> int:
+    return len(_TOKEN.findall(text))
+
+
+def smoothed_weights(sizes: dict[str, float], smoothing: float) -> tuple[dict[str, float], dict[str, float]]:
+    """p_L (shares) and q_L = p_L^S / Σ p_K^S."""
+    total = sum(sizes.values())
+    p = {lang: size / total for lang, size in sizes.items()}
+    powered = {lang: share ** smoothing for lang, share in p.items()}
+    norm = sum(powered.values())
+    return p, {lang: value / norm for lang, value in powered.items()}
+
+
+def choose_copies(doc_sizes: np.ndarray, target: float, max_repeats: float,
+                  rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """How many times each document goes into the mixture so that the sizes add up to ~target.
+
+    Returns (copies per document, whether max_repeats cut the language short)."""
+    size = float(doc_sizes.sum())
+    copies = np.zeros(len(doc_sizes), dtype=np.int64)
+    if size <= 0 or target <= 0:
+        return copies, False
+    ratio = target / size
+    capped = ratio > max_repeats
+    ratio = min(ratio, max_repeats)
+    whole = int(math.floor(ratio))
+    copies += whole
+    remainder = (ratio - whole) * size
+    if remainder > 0:
+        order = rng.permutation(len(doc_sizes))
+        cumulative = np.cumsum(doc_sizes[order])
+        # documents in seeded random order until the remainder is reached (the last one may overshoot
+        # by less than one document; take it when that lands closer to the target)
+        count = int(np.searchsorted(cumulative, remainder, side="left"))
+        if count < len(order):
+            before = cumulative[count - 1] if count > 0 else 0
+            if abs(cumulative[count] - remainder) <= abs(remainder - before):
+                count += 1
+        copies[order[:count]] += 1
+    return copies, capped
+
+
+def _language_rows(clean_dir: Path, entry: dict):
+    for part in entry["parts"]:
+        yield from iter_rows(clean_dir / part, ["id", "title", "text"])
+
+
+def _doc_sizes(clean_dir: Path, entry: dict, unit: str) -> np.ndarray:
+    sizes = []
+    for row in _language_rows(clean_dir, entry):
+        text = row["text"]
+        sizes.append(count_tokens(text) if unit == "tokens" else len(text) - text.count("\n"))
+    return np.asarray(sizes, dtype=np.int64)
+
+
+def _language_seed(seed: int, lang: str) -> int:
+    return seed * 1_000_003 + sum(ord(c) * 31 ** i for i, c in enumerate(lang)) % 1_000_000_007
+
+
+def sample_mixture(clean_dir: Path, out_dir: Path, settings: SampleSettings, tracker=None) -> dict:
+    """Write the smoothed mixture of the clean corpus in `clean_dir` to `out_dir`; returns the manifest."""
+    clean_dir, out_dir = Path(clean_dir), Path(out_dir)
+    if not clean_is_complete(clean_dir):
+        raise UserError(f"{clean_dir} is not a complete `corpus extract` output (no complete manifest.json); "
+                        f"run `mbert corpus extract --out {clean_dir}` first")
+    started = time.perf_counter()
+    clean = read_manifest(clean_dir)
+    entries = {lang: e for lang, e in clean["languages"].items() if e.get("documents", 0) > 0}
+    if not entries:
+        raise UserError(f"{clean_dir} has no documents in any language; check the extraction sources")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output folder {out_dir} ({exc.strerror or exc}); choose another --out") from None
+
+    doc_sizes = {lang: _doc_sizes(clean_dir, e, settings.unit) for lang, e in entries.items()}
+    sizes = {lang: float(s.sum()) for lang, s in doc_sizes.items()}
+    p, q = smoothed_weights(sizes, settings.smoothing)
+    total = sum(sizes.values())
+    target_total = float(settings.target_size or total)
+    rows, copies_by_lang = {}, {}
+    for lang in entries:
+        rng = np.random.default_rng(_language_seed(settings.seed, lang))
+        target = q[lang] * target_total
+        copies, capped = choose_copies(doc_sizes[lang], target, settings.max_repeats, rng)
+        achieved = float((copies * doc_sizes[lang]).sum())
+        copies_by_lang[lang] = copies
+        rows[lang] = {"p": p[lang], "q": q[lang], "size": sizes[lang], "target": round(target, 3),
+                      "achieved": achieved, "ratio": target / sizes[lang] if sizes[lang] else 0.0,
+                      "effective_ratio": achieved / sizes[lang] if sizes[lang] else 0.0,
+                      "repeats": int(copies.max()) if len(copies) else 0, "capped": capped,
+                      "documents_in": int(len(copies)), "documents_out": int(copies.sum())}
+
+    shard_bytes = int(settings.shard_mb * (1 << 20))
+    out_bytes = sum(entries[l]["bytes"] * rows[l]["effective_ratio"] for l in entries)
+    buckets = max(1, math.ceil(out_bytes / shard_bytes))
+    try:
+        with staging_dir(out_dir) as tmp:
+            parts = _emit(clean_dir, entries, copies_by_lang, tmp, buckets, settings, shard_bytes)
+            plot = _plot(p, q, tmp / "smoothing.png", settings.smoothing)
+            write_resolved(tmp, {"sample": settings})
+            manifest = {
+                "stage": "corpus-sample", "clean_dir": str(clean_dir), "smoothing": settings.smoothing,
+                "unit": settings.unit, "target_size": target_total, "max_repeats": settings.max_repeats,
+                "seed": settings.seed, "languages": dict(sorted(rows.items())),
+                "totals": {"size": total, "achieved": sum(r["achieved"] for r in rows.values()),
+                           "documents": sum(r["documents_out"] for r in rows.values())},
+                "parts": [p_.name for p_ in parts], "plot": plot.name,
+                "settings": to_plain(settings), "seconds": round(time.perf_counter() - started, 3),
+                "complete": True,
+            }
+            atomic_write_json(tmp / MANIFEST, manifest)  # last: marks the folder complete
+    except PermissionError as exc:
+        raise UserError(f"cannot write to {out_dir} ({exc.strerror}); choose another --out") from None
+    _report(manifest, out_dir, tracker)
+    return manifest
+
+
+def _emit(clean_dir: Path, entries: dict, copies_by_lang: dict, out: Path, buckets: int,
+          settings: SampleSettings, shard_bytes: int) -> list[Path]:
+    """Rows -> random buckets (pass 1), each bucket shuffled into output parts (pass 2)."""
+    bucket_dir = out / ".buckets"
+    rng = random.Random(settings.seed)
+    writers = [ShardWriter(bucket_dir / f"bucket-{b:05d}.parquet", MIXTURE_SCHEMA) for b in range(buckets)]
+    with bar(total=sum(int(c.sum()) for c in copies_by_lang.values()), desc="corpus sample", unit="doc") as progress:
+        for lang, entry in entries.items():
+            copies = copies_by_lang[lang]
+            for index, row in enumerate(_language_rows(clean_dir, entry)):
+                for _ in range(int(copies[index])):
+                    writers[rng.randrange(buckets)].write(lang=lang, **row)
+                    progress.update(1)
+    bucket_files = [w.close() for w in writers]
+    output = RotatingWriter(out, MIXTURE_SCHEMA, shard_bytes=shard_bytes)
+    for path in bucket_files:
+        rows = list(iter_rows(path, MIXTURE_SCHEMA.names))
+        rng.shuffle(rows)
+        for row in rows:
+            output.write(**row)
+        path.unlink()
+    parts = output.close()
+    bucket_dir.rmdir()
+    if not parts:
+        parts = [ShardWriter(out / "part-00000.parquet", MIXTURE_SCHEMA).close()]
+    return parts
+
+
+def _plot(p: dict, q: dict, path: Path, smoothing: float) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    langs = sorted(p, key=lambda lang: -p[lang])
+    x = np.arange(len(langs))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.28 * len(langs) + 2), 4.2))
+    ax.bar(x - 0.2, [p[l] for l in langs], width=0.4, label="p_L (clean corpus share)")
+    ax.bar(x + 0.2, [q[l] for l in langs], width=0.4, label=f"q_L (smoothed, S={smoothing:g})")
+    ax.set_yscale("log")
+    ax.set_xticks(x, langs, rotation=90 if len(langs) > 12 else 0, fontsize=8)
+    ax.set_ylabel("share of the corpus (log scale)")
+    ax.set_title("Exponentially smoothed language sampling")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _report(manifest: dict, out_dir: Path, tracker) -> None:
+    langs = manifest["languages"]
+    if tracker is not None:
+        columns = ["lang", "p", "q", "target", "achieved", "ratio", "repeats", "capped"]
+        tracker.table("sample/languages", columns, [[l] + [r[c] for c in columns[1:]] for l, r in langs.items()])
+        tracker.image("sample/smoothing", out_dir / "smoothing.png")
+        tracker.summary({"sample/documents": manifest["totals"]["documents"],
+                         "sample/achieved": manifest["totals"]["achieved"]})
+    capped = [l for l, r in langs.items() if r["capped"]]
+    top = max(langs, key=lambda l: langs[l]["p"])
+    summary(f"corpus sample: {manifest['totals']['documents']:,} documents from {len(langs)} language(s) in "
+            f"{out_dir} (S={manifest['smoothing']:g}, {manifest['unit']}: target {manifest['target_size']:,.0f}, "
+            f"achieved {manifest['totals']['achieved']:,.0f}); largest language {top}: p={langs[top]['p']:.3f} "
+            f"-> q={langs[top]['q']:.3f}."
+            + (f" Repeats capped at {manifest['max_repeats']:g} for: {', '.join(capped)}." if capped else "")
+            + f" Plot: {out_dir / 'smoothing.png'}.")
