@@ -65,6 +65,13 @@ class Tracker:
             art.add_dir(str(path)) if Path(path).is_dir() else art.add_file(str(path))
             self.run.log_artifact(art)
 
+    def define_step(self, pattern: str, step_key: str) -> None:
+        """Plot metrics matching `pattern` (e.g. "pretrain/*") against `step_key` instead of W&B's own
+        step, so curves can be logged after other data (W&B's step may only increase)."""
+        if self.run is not None:
+            self.run.define_metric(step_key)
+            self.run.define_metric(pattern, step_metric=step_key)
+
     def image_png(self, key: str, png: bytes, caption: str = "") -> None:
         """An image given as PNG bytes (e.g. a figure drawn in memory)."""
         if self.run is not None:

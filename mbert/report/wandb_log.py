@@ -24,7 +24,8 @@ def _log_table(tracker: Tracker, key: str, data: dict, first: str, preferred: tu
 
 
 def _log_training(tracker: Tracker, results: RunResults, settings: ReportSettings) -> None:
-    """Training curves as W&B history, merged by step across models (W&B steps must only increase)."""
+    """Training curves as W&B history against their own x-axis `pretrain/step` (one history row per
+    step, merged across models)."""
     by_step: dict[float, dict[str, float]] = {}
     multi = len(results.pretrain) > 1
     for log in results.pretrain:
@@ -39,8 +40,9 @@ def _log_training(tracker: Tracker, results: RunResults, settings: ReportSetting
         tracker.summary({f"{prefix}final/{k}": v for k, v in last.items()})
         if log.manifest:
             tracker.summary({f"{prefix}manifest/{k}": v for k, v in flatten_numbers(log.manifest).items()})
+    tracker.define_step("pretrain/*", "pretrain/step")
     for step in sorted(by_step):
-        tracker.log(by_step[step], step=int(step))
+        tracker.log({**by_step[step], "pretrain/step": step})
     png = plots.training_curves(results.pretrain, max_points=settings.max_curve_points, dpi=settings.figure_dpi)
     if png:
         tracker.image_png("pretrain/curves", png, "training curves from train_log.jsonl")
