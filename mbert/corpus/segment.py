@@ -5,9 +5,16 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass, field
 
+import re
+
 from sentencex import segment
 
 from .wikitext import RESIDUE
+
+
+# sentencex does not break after a full-width stop followed by a digit or Latin letter
+# ("遡る。1455年…"); those are sentence boundaries in running CJK text.
+_CJK_MISSED_BREAK = re.compile(r"(?<=[。！？])(?=[0-9A-Za-z０-９Ａ-Ｚａ-ｚ])")
 
 
 @dataclass
@@ -38,7 +45,10 @@ class Segmenter:
         """Sentences of one paragraph (no newline inside), filtered."""
         paragraph = unicodedata.normalize("NFC", paragraph)
         out = []
-        for sentence in segment(self.language, paragraph):
+        pieces = segment(self.language, paragraph)
+        if "。" in paragraph or "！" in paragraph or "？" in paragraph:
+            pieces = (part for piece in pieces for part in _CJK_MISSED_BREAK.split(piece))
+        for sentence in pieces:
             sentence = " ".join(sentence.split())  # also folds U+2028 and friends into spaces
             if len(sentence) < self.min_chars:
                 if sentence:

@@ -1,0 +1,115 @@
+"""Bad input on real files: each gives one clear message, a non-zero exit, and no output that
+looks complete (no complete manifest, no language folder)."""
+
+from __future__ import annotations
+
+import bz2
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mbert.cli import main
+
+WIKI = "wikipedia"
+EL = "elwiki-20230501-pages-articles-multistream-excerpt"
+EN_SMALL = "enwiki-table-markup.xml.bz2"
+
+
+def _extract(lang: str, sources: list[Path], out: Path) -> int:
+    args = ["corpus", "extract", "--lang", lang, "--out", str(out), "--workers", "1", "--wandb", "off"]
+    for source in sources:
+        args += ["--source", str(source)]
+    return main(args)
+
+
+def _assert_nothing_complete(out: Path, lang: str) -> None:
+    manifest = out / "manifest.json"
+    if manifest.exists():
+        data = json.loads(manifest.read_text())
+        assert not data["complete"] and not data["languages"].get(lang, {}).get("complete")
+    assert not (out / lang).exists()
+
+
+def _run_bad(lang: str, sources: list[Path], out: Path, capsys, expect: str) -> None:
+    capsys.readouterr()
+    assert _extract(lang, sources, out) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mbert: error:") and "Traceback" not in err and err.count("\n") == 0, err
+    assert expect in err, err
+    _assert_nothing_complete(out, lang)
+
+
+def test_truncated_single_stream_bz2(data_dir, tmp_path, capsys):
+    raw = (data_dir / WIKI / EN_SMALL).read_bytes()
+    bad = tmp_path / "enwiki-truncated.xml.bz2"
+    bad.write_bytes(raw[: len(raw) // 2])
+    _run_bad("en", [bad], tmp_path / "out", capsys, "corrupt or truncated")
+
+
+def test_truncated_multistream_dump(data_dir, tmp_path, capsys):
+    raw = (data_dir / WIKI / f"{EL}.xml.bz2").read_bytes()
+    bad = tmp_path / f"{EL}.xml.bz2"
+    bad.write_bytes(raw[: len(raw) * 3 // 4])
+    shutil.copy(data_dir / WIKI / f"{EL}-index.txt.bz2", tmp_path)
+    _run_bad("el", [bad], tmp_path / "out", capsys, "truncated")
+
+
+def test_corrupt_bz2_in_the_middle(data_dir, tmp_path, capsys):
+    raw = bytearray((data_dir / WIKI / f"{EL}.xml.bz2").read_bytes())
+    middle = len(raw) // 3
+    raw[middle:middle + 64] = bytes(64)  # zeroed block inside a page stream
+    bad = tmp_path / f"{EL}.xml.bz2"
+    bad.write_bytes(bytes(raw))
+    shutil.copy(data_dir / WIKI / f"{EL}-index.txt.bz2", tmp_path)
+    _run_bad("el", [bad], tmp_path / "out", capsys, "corrupt")
+
+
+def test_malformed_xml(data_dir, tmp_path, capsys):
+    xml = bz2.decompress((data_dir / WIKI / EN_SMALL).read_bytes())
+    cut = xml.index(b"</page>") + len(b"</page>")
+    bad = tmp_path / "enwiki-malformed.xml"
+    bad.write_bytes(xml[:cut] + b"\n<page><title>Broken</titel></page>" + xml[cut:])
+    _run_bad("en", [bad], tmp_path / "out", capsys, "malformed or truncated XML")
+
+
+def test_xml_cut_mid_page(data_dir, tmp_path, capsys):
+    xml = bz2.decompress((data_dir / WIKI / EN_SMALL).read_bytes())
+    bad = tmp_path / "enwiki-cut.xml"
+    bad.write_bytes(xml[: len(xml) // 2])
+    _run_bad("en", [bad], tmp_path / "out", capsys, "malformed or truncated XML")
+
+
+def test_empty_and_missing_sources(tmp_path, capsys):
+    empty = tmp_path / "empty.xml.bz2"
+    empty.write_bytes(b"")
+    _run_bad("en", [empty], tmp_path / "out", capsys, "is empty")
+    _run_bad("en", [tmp_path / "nowhere.xml.bz2"], tmp_path / "out", capsys, "does not exist")
+    _run_bad("en", [tmp_path / "nothing-*.bz2"], tmp_path / "out", capsys, "matches no file")
+
+
+def test_siteinfo_language_differs_from_lang(data_dir, tmp_path, capsys):
+    _run_bad("uk", [data_dir / WIKI / f"{EL}.xml.bz2"], tmp_path / "out", capsys,
+             "is a 'el' Wikipedia dump")
+
+
+def test_unwritable_output_folder(data_dir, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    _run_bad("kk", [data_dir / "corpus" / "kk.txt"], blocker / "out", capsys, "cannot write to output folder")
+
+
+def test_failure_mid_dump_in_one_language_marks_the_run_incomplete(data_dir, tmp_path, capsys):
+    recipe = tmp_path / "recipe.toml"
+    bad = tmp_path / "broken.xml"
+    xml = bz2.decompress((data_dir / WIKI / EN_SMALL).read_bytes())
+    bad.write_bytes(xml[: len(xml) * 2 // 3])  # first pages whole, then cut
+    recipe.write_text(f'[corpus]\nworkers = 1\nsources = {{kk = ["{data_dir / "corpus" / "kk.txt"}"], '
+                      f'en = ["{bad}"]}}\n')
+    out = tmp_path / "out"
+    assert main(["corpus", "extract", "--recipe", str(recipe), "--out", str(out), "--wandb", "off"]) == 1
+    data = json.loads((out / "manifest.json").read_text())
+    assert data["complete"] is False and data["languages"]["en"]["complete"] is False
+    assert not (out / "en").exists()
+    capsys.readouterr()

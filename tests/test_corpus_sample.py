@@ -1,0 +1,114 @@
+"""corpus sample: exponentially smoothed mixture from a clean corpus built from the kit's text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from mbert.cli import main
+from mbert.corpus.extract import extract_corpus
+from mbert.corpus.sample import choose_copies, count_tokens, is_complete, sample_mixture, smoothed_weights
+from mbert.corpus.settings import CorpusSettings, SampleSettings
+from mbert.errors import UserError
+
+LANGS = ["en", "is", "el", "ja", "zh", "kk"]  # skewed: en 720 KB ... kk 5 KB
+
+
+@pytest.fixture(scope="module")
+def clean(data_dir: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("clean")
+    sources = {lang: [str(data_dir / "corpus" / f"{lang}.txt")] for lang in LANGS}
+    extract_corpus(CorpusSettings(sources=sources, workers=1), out)
+    return out
+
+
+def _rows(folder: Path) -> list[dict]:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return pq.read_table([folder / p for p in manifest["parts"]]).to_pylist()
+
+
+def test_smoothing_formula():
+    p, q = smoothed_weights({"en": 1000.0, "is": 1.0}, 0.7)
+    assert p["en"] == pytest.approx(1000 / 1001)
+    assert q["en"] / q["is"] == pytest.approx(1000 ** 0.7)  # "1000x more English" -> ~126x
+    assert sum(q.values()) == pytest.approx(1.0)
+    p1, q1 = smoothed_weights({"a": 3.0, "b": 1.0}, 1.0)
+    assert q1 == pytest.approx(p1)
+
+
+def test_choose_copies_hits_target_and_caps_repeats():
+    sizes = np.arange(1, 201, dtype=np.int64)
+    copies, capped = choose_copies(sizes, 5000.0, 10.0, np.random.default_rng(0))
+    assert abs(float((copies * sizes).sum()) - 5000.0) <= sizes.max() and not capped and copies.max() == 1
+    copies, capped = choose_copies(sizes, sizes.sum() * 2.5, 10.0, np.random.default_rng(0))
+    assert copies.min() == 2 and copies.max() == 3
+    copies, capped = choose_copies(sizes, sizes.sum() * 50.0, 10.0, np.random.default_rng(0))
+    assert capped and (copies == 10).all()
+
+
+def test_mixture_follows_smoothed_weights(clean, tmp_path):
+    out = tmp_path / "mix"
+    settings = SampleSettings(smoothing=0.7, max_repeats=2.0, seed=3)
+    manifest = sample_mixture(clean, out, settings)
+    assert is_complete(out) and manifest["smoothing"] == 0.7 and manifest["unit"] == "characters"
+    langs = manifest["languages"]
+    clean_manifest = json.loads((clean / "manifest.json").read_text())
+    sizes = {l: clean_manifest["languages"][l]["characters"] for l in LANGS}
+    p, q = smoothed_weights({l: float(s) for l, s in sizes.items()}, 0.7)
+    total = sum(sizes.values())
+    for lang in LANGS:
+        row = langs[lang]
+        assert row["p"] == pytest.approx(p[lang]) and row["q"] == pytest.approx(q[lang])
+        assert row["target"] == pytest.approx(q[lang] * total, rel=1e-6)
+        for key in ("achieved", "ratio", "repeats", "capped"):
+            assert key in row
+    # en is down-sampled, kk (smallest) is up-sampled and hits the repeat cap
+    assert langs["en"]["achieved"] < sizes["en"] and langs["en"]["ratio"] < 1
+    assert langs["kk"]["ratio"] > 2 and langs["kk"]["capped"] and langs["kk"]["repeats"] == 2
+    assert langs["kk"]["achieved"] == pytest.approx(2 * sizes["kk"])
+    for lang in ("en", "is", "el"):  # uncapped languages land within one document of the target
+        docs = pq.read_table(clean / lang).column("text").to_pylist()
+        largest = max(len(d) - d.count("\n") for d in docs)
+        assert abs(langs[lang]["achieved"] - langs[lang]["target"]) <= largest
+    rows = _rows(out)
+    assert set(rows[0]) == {"lang", "id", "title", "text"}
+    counted = {l: sum(len(r["text"]) - r["text"].count("\n") for r in rows if r["lang"] == l) for l in LANGS}
+    assert counted == {l: int(langs[l]["achieved"]) for l in LANGS}
+    head = [r["lang"] for r in rows[:40]]
+    assert len(set(head)) >= 3, "rows are not shuffled across languages"
+    assert (out / "smoothing.png").stat().st_size > 1000 and (out / "resolved_config.toml").is_file()
+
+
+def test_sampling_is_deterministic_per_seed(clean, tmp_path):
+    settings = SampleSettings(target_size=300_000, seed=7)
+    sample_mixture(clean, tmp_path / "a", settings)
+    first = _rows(tmp_path / "a")
+    sample_mixture(clean, tmp_path / "b", settings)
+    assert _rows(tmp_path / "b") == first
+    sample_mixture(clean, tmp_path / "c", SampleSettings(target_size=300_000, seed=8))
+    assert _rows(tmp_path / "c") != first
+
+
+def test_token_unit_and_cli(clean, tmp_path, capsys):
+    assert count_tokens("Hello, world!") == 4 and count_tokens("日本語です。") == 5
+    out = tmp_path / "mix"
+    code = main(["corpus", "sample", "--clean", str(clean), "--out", str(out), "--unit", "tokens",
+                 "--smoothing", "0.5", "--target-size", "50000", "--seed", "1", "--wandb", "off"])
+    assert code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["unit"] == "tokens" and manifest["smoothing"] == 0.5 and manifest["target_size"] == 50000
+    assert sum(r["target"] for r in manifest["languages"].values()) == pytest.approx(50000)
+    assert "corpus sample:" in capsys.readouterr().out
+
+
+def test_sample_refuses_incomplete_clean_corpus(tmp_path, capsys):
+    with pytest.raises(UserError, match="not a complete `corpus extract` output"):
+        sample_mixture(tmp_path, tmp_path / "mix", SampleSettings())
+    assert main(["corpus", "sample", "--clean", str(tmp_path), "--out", str(tmp_path / "m"),
+                 "--smoothing", "1.5"]) == 2
+    assert "smoothing" in capsys.readouterr().err
+    assert not (tmp_path / "mix").exists()
