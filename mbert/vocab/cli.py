@@ -1,7 +1,79 @@
-"""Command line of the vocab stage (being written)."""
+"""Command line of the vocab stage: `mbert vocab train` and `mbert vocab report`."""
+
+from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from ..cli import add_command
+from ..config import to_plain
+from ..recipe import run_settings, stage_settings
+from ..report.tracking import Tracker
+from .settings import VocabSettings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    sub.add_parser("vocab" if "vocab" != "transfer" else "evaluate", help="(in progress)")
+    vocab = sub.add_parser("vocab", help="train a shared WordPiece/SentencePiece vocabulary; report on it",
+                           description="Shared vocabulary: `train` builds it from a corpus folder, `report` "
+                                       "measures any tokenizer per language.")
+    commands = vocab.add_subparsers(dest="vocab_command", metavar="COMMAND", required=True)
+
+    train = add_command(
+        commands, "train", handler=_train,
+        help="train a shared vocabulary (mBERT-style WordPiece, or SentencePiece) on a corpus folder",
+        example="mbert vocab train --corpus runs/demo/corpus/mixture --out runs/demo/vocab --size 30000")
+    train.add_argument("--corpus", required=True, metavar="DIR",
+                       help="corpus folder: a mixture (DIR/part-*.parquet) or a clean corpus "
+                            "(DIR/<lang>/part-*.parquet)")
+    train.add_argument("--out", required=True, metavar="DIR", help="tokenizer folder to write")
+    train.add_argument("--size", type=int, help="vocabulary size (default 119547, mBERT cased)")
+    train.add_argument("--kind", choices=["wordpiece", "sentencepiece"], help="default wordpiece")
+    train.add_argument("--uncased", action="store_true", default=None,
+                       help="lower-case and strip accents (original uncased mBERT)")
+    train.add_argument("--sp-model-type", choices=["unigram", "bpe"], help="SentencePiece algorithm (default unigram)")
+    train.add_argument("--min-frequency", type=int, help="WordPiece: minimum count of a merge (default 2)")
+    train.add_argument("--limit-alphabet", type=int, help="WordPiece: keep the N most frequent characters")
+    train.add_argument("--force", action="store_true", default=None,
+                       help="replace a different tokenizer already in --out")
+
+    report = add_command(
+        commands, "report", handler=_report,
+        help="per-language fertility, split words, UNK rate, character coverage and script shares of a tokenizer",
+        example="mbert vocab report --tokenizer runs/demo/vocab --text runs/demo/corpus/clean "
+                "--out runs/demo/vocab/report")
+    report.add_argument("--tokenizer", required=True, metavar="DIR",
+                        help="any folder AutoTokenizer loads (ours, or e.g. a released mBERT one)")
+    report.add_argument("--text", required=True, nargs="+", metavar="DIR_OR_LANG=PATH",
+                        help="a clean corpus folder, a folder of <lang>.txt files, or lang=path items")
+    report.add_argument("--out", required=True, metavar="DIR", help="folder for report.json/.md/.png")
+    report.add_argument("--max-lines", type=int, metavar="N", help="lines read per language (default all)")
+
+
+def _tracker(args: argparse.Namespace, out: Path, config: dict) -> Tracker:
+    run = run_settings(args)
+    # W&B files go beside the output folder, not inside it: the output folder is replaced whole
+    return Tracker(mode=run.wandb, project=run.wandb_project, stage="vocab", run_dir=out.parent, config=config)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .train import train_vocab
+
+    settings = stage_settings(args, "vocab", VocabSettings, {
+        "size": args.size, "kind": args.kind, "uncased": args.uncased, "sp_model_type": args.sp_model_type,
+        "min_frequency": args.min_frequency, "limit_alphabet": args.limit_alphabet, "force": args.force})
+    corpus, out = Path(args.corpus).absolute(), Path(args.out).absolute()
+    with _tracker(args, out, {"vocab": to_plain(settings)}) as tracker:
+        train_vocab(corpus, out, settings, tracker)
+
+
+def _report(args: argparse.Namespace) -> None:
+    from ..errors import UserError
+    from .report import tokenizer_report
+    from .texts import parse_text_args
+
+    if args.max_lines is not None and args.max_lines < 1:
+        raise UserError(f"--max-lines {args.max_lines} must be at least 1")
+    texts = parse_text_args(args.text)
+    out = Path(args.out).absolute()
+    with _tracker(args, out, {"tokenizer": args.tokenizer}) as tracker:
+        tokenizer_report(Path(args.tokenizer), texts, out, tracker, max_lines_per_language=args.max_lines)

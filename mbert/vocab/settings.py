@@ -10,7 +10,27 @@ from ..config import setting
 
 @dataclass
 class VocabSettings:
-    kind: Literal["wordpiece", "sentencepiece"] = setting("wordpiece")
+    kind: Literal["wordpiece", "sentencepiece"] = setting(
+        "wordpiece", help="WordPiece like mBERT, or SentencePiece like XLM-R")
     size: int = setting(119547, min=10, help="vocabulary size (released mBERT cased: 119,547)")
     uncased: bool = setting(False, help="lower-case and strip accents like the original uncased model")
+    sp_model_type: Literal["unigram", "bpe"] = setting("unigram", help="SentencePiece algorithm")
+    min_frequency: int = setting(2, min=0, help="WordPiece: a merge must occur at least this often")
+    limit_alphabet: int = setting(0, min=0, help="WordPiece: keep only the N most frequent characters "
+                                                 "as the initial alphabet (0 = every character seen)")
+    character_coverage: float = setting(0.9995, min=0.9, max=1.0,
+                                        help="SentencePiece: share of characters the vocabulary covers")
+    sp_max_sentences: int = setting(10_000_000, min=1000,
+                                    help="SentencePiece: sentences sampled (reservoir) for training; "
+                                         "bounds its memory")
     force: bool = setting(False, help="replace a different tokenizer already in the output folder")
+
+    def training_key(self) -> dict:
+        """The settings that change the trained vocabulary (what decides 'same tokenizer')."""
+        key = {"kind": self.kind, "size": self.size, "uncased": self.uncased}
+        if self.kind == "wordpiece":
+            key.update(min_frequency=self.min_frequency, limit_alphabet=self.limit_alphabet)
+        else:
+            key.update(sp_model_type=self.sp_model_type, character_coverage=self.character_coverage,
+                       sp_max_sentences=self.sp_max_sentences)
+        return key

@@ -1,0 +1,191 @@
+"""`train_vocab`: a shared vocabulary trained on a corpus folder, written as a tokenizer folder.
+
+The output folder is built in a temporary sibling and renamed into place when complete, with
+`manifest.json` ("complete": true) inside it, so an interrupted run never leaves a folder that looks
+finished. An output folder that already holds a tokenizer is kept as is when it was trained with the
+same settings on the same corpus, and refused otherwise unless `force` is set."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+from .. import __version__
+from ..atomic import atomic_write_json, staging_dir
+from ..config import write_resolved
+from ..errors import UserError
+from ..progress import bar, info, is_quiet, summary
+from .sentencepiece_vocab import SPM_MODEL_FILE, to_fast_tokenizer, train_sentencepiece
+from .settings import VocabSettings
+from .shards import CorpusFolder, ReadStats, corpus_fingerprint, count_documents, find_corpus, iter_line_batches
+from .special import SPECIAL_IDS
+from .tokenizer_files import save_tokenizer_folder
+from .wordpiece import train_wordpiece
+
+MANIFEST = "manifest.json"
+
+
+def is_complete(out_dir: Path) -> bool:
+    """True when `out_dir` holds a finished vocabulary written by this stage."""
+    manifest = _read_manifest(Path(out_dir))
+    return bool(manifest and manifest.get("complete")) and (Path(out_dir) / "tokenizer.json").is_file()
+
+
+def train_vocab(corpus_dir: Path, out_dir: Path, settings: VocabSettings, tracker=None) -> dict:
+    """Train the vocabulary described by `settings` on `corpus_dir`; returns the manifest."""
+    corpus_dir, out_dir = Path(corpus_dir), Path(out_dir)
+    folder = find_corpus(corpus_dir)
+    fingerprint = corpus_fingerprint(folder)
+    existing = _check_output(out_dir, settings, fingerprint)
+    if existing is not None:
+        summary(f"Vocabulary in {out_dir} is already complete (same settings, same corpus): kept as is.")
+        return existing
+
+    stats = ReadStats()
+    start = time.perf_counter()
+    with staging_dir(out_dir) as stage:
+        tokenizer = _train(folder, settings, stats, stage)
+        seconds = time.perf_counter() - start
+        if stats.chars == 0:
+            raise _empty_corpus(corpus_dir)
+        _check_size(tokenizer.get_vocab_size(), settings)
+        save_tokenizer_folder(tokenizer, stage, kind=settings.kind, uncased=settings.uncased)
+        write_resolved(stage, {"vocab": settings, "corpus": {"path": corpus_dir}})
+        manifest = {
+            "kind": settings.kind,
+            "size": settings.size,
+            "vocab_size": tokenizer.get_vocab_size(),
+            "uncased": settings.uncased,
+            "settings": settings.training_key(),
+            "special_tokens": SPECIAL_IDS,
+            "corpus": str(corpus_dir.resolve()),
+            "corpus_layout": folder.layout,
+            "corpus_fingerprint": fingerprint,
+            "documents_read": stats.documents,
+            "lines_read": stats.lines,
+            "chars_read": stats.chars,
+            "bytes_read": stats.bytes,
+            "seconds": round(seconds, 2),
+            "mb_per_s": round(stats.bytes / 1e6 / seconds, 3) if seconds > 0 else None,
+            "mbert_version": __version__,
+            "complete": True,
+        }
+        atomic_write_json(stage / MANIFEST, manifest)  # last: marks the folder complete
+
+    if manifest["vocab_size"] < settings.size:
+        info(f"note: the corpus supports only {manifest['vocab_size']:,} entries (asked for {settings.size:,}); "
+             "a larger corpus or a lower --min-frequency gives more")
+    if tracker is not None:
+        tracker.log({f"vocab/{k}": manifest[k] for k in ("vocab_size", "chars_read", "bytes_read", "seconds",
+                                                          "mb_per_s")})
+        tracker.summary({"vocab/vocab_size": manifest["vocab_size"], "vocab/kind": settings.kind})
+    summary(f"Trained a {settings.kind} vocabulary of {manifest['vocab_size']:,} entries "
+            f"({'uncased' if settings.uncased else 'cased'}) on {stats.bytes / 1e6:,.1f} MB of text "
+            f"({stats.lines:,} sentences) from {corpus_dir} in {seconds:,.1f}s "
+            f"({manifest['mb_per_s'] or 0:,.2f} MB/s). Tokenizer folder: {out_dir} "
+            f"(AutoTokenizer.from_pretrained loads it).")
+    return manifest
+
+
+def _train(folder: CorpusFolder, settings: VocabSettings, stats: ReadStats, stage: Path):
+    show = not is_quiet() and sys.stderr.isatty()
+    with bar(total=count_documents(folder), desc="vocab: reading corpus", unit="doc") as progress:
+        source = _GuardedBatches(iter_line_batches(folder, stats), stats, progress)
+        if settings.kind == "wordpiece":
+            tokenizer = train_wordpiece(source, size=settings.size, uncased=settings.uncased,
+                                        min_frequency=settings.min_frequency,
+                                        limit_alphabet=settings.limit_alphabet, show_progress=show)
+        else:
+            try:
+                model = train_sentencepiece(
+                    source.sentences(), size=settings.size, model_type=settings.sp_model_type,
+                    uncased=settings.uncased, character_coverage=settings.character_coverage,
+                    max_sentences=settings.sp_max_sentences, verbose=show)
+            except UserError:
+                source.raise_if_failed()
+                if stats.chars == 0:
+                    raise _empty_corpus(folder.root) from None
+                raise
+            source.raise_if_failed()
+            (stage / SPM_MODEL_FILE).write_bytes(model)
+            tokenizer = to_fast_tokenizer(model)
+    source.raise_if_failed()
+    return tokenizer
+
+
+class _GuardedBatches:
+    """Feeds the trainers; an error while reading the corpus (raised inside the trainer's native
+    loop, which would swallow or rewrap it) is kept and re-raised once the trainer returns."""
+
+    def __init__(self, batches: Iterator[tuple[str | None, list[str]]], stats: ReadStats, progress) -> None:
+        self._batches = batches
+        self._stats = stats
+        self._progress = progress
+        self._seen_docs = 0
+        self.error: BaseException | None = None
+
+    def __iter__(self) -> Iterator[list[str]]:
+        try:
+            for _, lines in self._batches:
+                self._progress.update(self._stats.documents - self._seen_docs)
+                self._seen_docs = self._stats.documents
+                yield lines
+        except (UserError, KeyboardInterrupt) as exc:
+            self.error = exc
+
+    def sentences(self) -> Iterator[str]:
+        for lines in self:
+            yield from lines
+
+    def raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+def _empty_corpus(corpus_dir: Path) -> UserError:
+    return UserError(f"corpus {corpus_dir} holds no text (its shards have no non-empty lines); rebuild it "
+                     "with `mbert corpus` and check its sources")
+
+
+def _check_size(vocab_size: int, settings: VocabSettings) -> None:
+    """WordPiece keeps every character of the alphabet (and its ## form) whatever the size asked."""
+    if vocab_size > settings.size:
+        raise UserError(f"--size {settings.size} is smaller than the alphabet plus special tokens: this corpus "
+                        f"needs at least {vocab_size} entries (its characters, their ## continuation forms and "
+                        f"{len(SPECIAL_IDS)} special tokens); raise --size or set --limit-alphabet")
+
+
+def _read_manifest(out_dir: Path) -> dict | None:
+    path = out_dir / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _check_output(out_dir: Path, settings: VocabSettings, fingerprint: str) -> dict | None:
+    """The existing manifest when `out_dir` already holds this very vocabulary; None when training
+    may go ahead; a UserError when it holds something else and `force` is not set."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"output {out_dir} is a file; give a folder for the tokenizer")
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        return None
+    manifest = _read_manifest(out_dir)
+    if is_complete(out_dir) and manifest is not None:
+        if manifest.get("settings") == settings.training_key() and manifest.get("corpus_fingerprint") == fingerprint:
+            return manifest
+        what = (f"a different tokenizer ({manifest.get('kind')}, size {manifest.get('size')}, trained on "
+                f"{manifest.get('corpus')})")
+    else:
+        what = "files that are not a complete mbert vocabulary"
+    if settings.force:
+        info(f"replacing {what} in {out_dir} (--force)")
+        return None
+    raise UserError(f"output folder {out_dir} already holds {what}; choose another --out, or pass --force "
+                    "to replace it")
