@@ -1,4 +1,7 @@
-"""Settings of the evaluation stage (`[evaluate]` in a recipe)."""
+"""Settings of the evaluation stage (`[evaluate]` in a recipe).
+
+The suite file (`eval/*.toml`, schema in `suite.py`) says what to evaluate; these settings say how
+to run it here and may narrow or override the suite (seeds, device, caps)."""
 
 from __future__ import annotations
 
@@ -11,3 +14,10 @@ from ..config import setting
 @dataclass
 class EvaluateSettings:
     suite: Path = setting(Path("eval/default.toml"), path="file", help="evaluation suite (TOML)")
+    seeds: list[int] = setting([], help="fine-tuning seeds; empty = the suite's seeds")
+    tasks: list[str] = setting([], help="run only these tasks of the suite; empty = all")
+    device: str = setting("auto", help="torch device: auto (cuda when available), cpu, cuda, cuda:1, ...")
+    max_train_examples: int | None = setting(None, min=1, help="cap on training examples per task (overrides the suite)")
+    max_eval_examples: int | None = setting(None, min=1, help="cap on test examples per language (overrides the suite)")
+    random_init: bool = setting(False, help="also evaluate a random initialisation of the first model's shape")
+    analysis: bool | None = setting(None, help="run the language-neutrality analysis; unset = as the suite says")

@@ -1,0 +1,303 @@
+"""Zero-shot cross-lingual transfer evaluation: the stage's entry point (`mbert evaluate`, `mbert run`).
+
+For every model and task: fine-tune on the source language once per seed (keeping the epoch best
+on the source dev set), predict every target language, score; retrieval tasks run on the encoder
+without fine-tuning. Everything is checked before the first model trains. The output folder is
+built in a staging folder and appears complete or not at all; `manifest.json` is written last.
+
+    OUT/metrics.json                     task -> language -> {"mean", "std", "seeds"} (0-100), first model
+    OUT/summary.md                       table per task: languages, target average, transfer gap
+    OUT/predictions/<task>/test-<lang>.tsv   XTREME layout (first seed of the first model)
+    OUT/labels/<task>/test-<lang>.tsv        gold answers in the same layout
+    OUT/models/<name>/{metrics.json,summary.md,predictions/}   when several models are compared
+    OUT/comparison.json                  model -> metrics (all models)
+    OUT/analysis/                        language-neutrality analysis (when enabled)
+    OUT/resolved_config.toml, OUT/manifest.json
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+
+from ..atomic import atomic_write_json, atomic_write_text, staging_dir
+from ..config import write_resolved
+from ..errors import ConfigError, UserError
+from ..progress import info, summary
+from .checkpoints import Checkpoint, check_checkpoint, load_encoder, make_aligned, make_random_init, name_models
+from .predictions import write_xtreme
+from .scoring import aggregate, score
+from .settings import EvaluateSettings
+from .suite import RETRIEVAL_KINDS, Suite, TaskSpec, load_suite
+from .summary import Metrics, markdown, task_summary
+from .tasks import TaskData, load_task
+
+MANIFEST = "manifest.json"
+
+
+def is_complete(out_dir: Path) -> bool:
+    """True when `out_dir` holds a finished evaluation (its manifest says so)."""
+    manifest = Path(out_dir) / MANIFEST
+    try:
+        return bool(json.loads(manifest.read_text(encoding="utf-8")).get("complete")) \
+            and (Path(out_dir) / "metrics.json").is_file()
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device = {name!r} is not a torch device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device = {name!r} but no CUDA GPU is available here; use device = \"cpu\"")
+    return name
+
+
+def _select_tasks(suite: Suite, settings: EvaluateSettings) -> dict[str, TaskSpec]:
+    unknown = [t for t in settings.tasks if t not in suite.tasks]
+    if unknown:
+        raise ConfigError(f"task(s) {', '.join(unknown)} are not in the suite; it has: {', '.join(suite.tasks)}")
+    return {name: suite.tasks[name] for name in (settings.tasks or suite.tasks)}
+
+
+def evaluate(model_dirs: dict[str, Path] | Path | list | None, suite_path: Path, out_dir: Path,
+             settings: EvaluateSettings | None = None, tracker=None) -> dict:
+    """Evaluate one or more checkpoints on a suite; returns {"metrics", "models", "summary", "out"}.
+
+    `model_dirs`: a folder, or {name: folder}; a folder may be a pretrain output (its `model/` is
+    used). Empty/None takes the suite's `models`. `settings` overrides seeds, tasks, device, caps."""
+    started = time.perf_counter()
+    settings = settings or EvaluateSettings(suite=Path(suite_path))
+    suite_path = Path(suite_path)
+    suite = load_suite(suite_path)
+    seeds = list(settings.seeds or suite.seeds)
+    specs = _select_tasks(suite, settings)
+    if not model_dirs:
+        model_dirs = dict(suite.models)
+    if not model_dirs:
+        raise ConfigError("no model to evaluate: pass --model DIR or list models in the suite's [models]")
+    checkpoints = name_models(model_dirs)
+    tokenizers = {c.name: check_checkpoint(c) for c in checkpoints}
+    device = resolve_device(settings.device)
+    data = _load_all(suite, specs, settings)
+    analysis = suite.analysis.enabled if settings.analysis is None else settings.analysis
+    out_dir = Path(out_dir)
+
+    with staging_dir(out_dir) as stage:
+        work = stage / ".work"
+        if settings.random_init or suite.random_init:
+            if any(c.name == "random-init" for c in checkpoints):
+                raise UserError("a model is already named 'random-init'; rename it to add the random baseline")
+            checkpoints.append(make_random_init(checkpoints[0], work / "random-init", seed=seeds[0]))
+            tokenizers["random-init"] = tokenizers[checkpoints[0].name]
+        originals = {c.name: str(c.path) for c in checkpoints}
+        alignment_stats: dict[str, dict] = {}
+        results: dict[str, Metrics] = {}
+        details: dict[str, dict] = {}
+        for position, checkpoint in enumerate(checkpoints):
+            info(f"[evaluate] model {checkpoint.name} ({checkpoint.path})")
+            if suite.alignment.enabled:
+                checkpoint, alignment_stats[checkpoint.name] = _align(suite, checkpoint, work, device, seeds[0])
+            prediction_dirs = [stage / "predictions"] if position == 0 else []
+            if len(checkpoints) > 1:
+                prediction_dirs.append(stage / "models" / checkpoint.name / "predictions")
+            results[checkpoint.name], details[checkpoint.name] = _evaluate_model(
+                checkpoint, tokenizers[checkpoint.name], suite, specs, data, seeds, device, prediction_dirs,
+                settings)
+            if analysis:
+                _analyse(suite, checkpoint, tokenizers[checkpoint.name], device,
+                         stage / "analysis" / (checkpoint.name if len(checkpoints) > 1 else ""))
+            if tracker is not None:
+                _track(tracker, checkpoint.name, results[checkpoint.name], suite.source,
+                       prefix=len(checkpoints) > 1 or position > 0)
+        shutil.rmtree(work, ignore_errors=True)
+        for task in data.values():
+            for lang, examples in task.test.items():
+                write_xtreme(stage / "labels", task.name, lang, _gold(task, examples),
+                             token_task=task.is_token_task)
+        report = _write_outputs(stage, suite, specs, seeds, results, checkpoints)
+        write_resolved(stage, {"evaluate": settings, "suite": suite, "seeds": seeds, "device": device,
+                               "models": originals})
+        atomic_write_json(stage / MANIFEST, {
+            "complete": True, "stage": "evaluate", "suite": str(suite_path.resolve()),
+            "source": suite.source, "seeds": seeds, "device": device, "models": originals,
+            "tasks": {name: spec.kind for name, spec in specs.items()},
+            "details": details, "alignment": alignment_stats or None, "analysis": bool(analysis),
+            "seconds": round(time.perf_counter() - started, 1)})
+    _print_summary(out_dir, report, time.perf_counter() - started)
+    return {"metrics": results[checkpoints[0].name], "models": results, "summary": report,
+            "out": str(out_dir)}
+
+
+# ----------------------------------------------------------------------------- steps
+
+def _load_all(suite: Suite, specs: dict[str, TaskSpec], settings: EvaluateSettings) -> dict[str, TaskData]:
+    data, problems = {}, []
+    for name, spec in specs.items():
+        if spec.kind in RETRIEVAL_KINDS:
+            folder = suite.data / spec.folder
+            if not folder.is_dir():
+                problems.append(f"task {name}: data folder {folder} does not exist")
+            continue
+        try:
+            data[name] = load_task(suite, name, spec, max_train=settings.max_train_examples,
+                                   max_eval=settings.max_eval_examples)
+        except UserError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise UserError("; ".join(problems))
+    return data
+
+
+def _gold(task: TaskData, examples: list) -> list:
+    return [list(e.tags) for e in examples] if task.is_token_task else [e.label for e in examples]
+
+
+def _fallback(task: TaskData) -> str:
+    """Label for words cut off by max_length: "O" for NER, else the commonest training label."""
+    if "O" in task.labels:
+        return "O"
+    counts = Counter(label for labels in _gold(task, task.train)
+                     for label in (labels if task.is_token_task else [labels]))
+    return counts.most_common(1)[0][0]
+
+
+def _evaluate_model(checkpoint: Checkpoint, tokenizer, suite: Suite, specs: dict[str, TaskSpec],
+                    data: dict[str, TaskData], seeds: list[int], device: str, prediction_dirs: list[Path],
+                    settings: EvaluateSettings) -> tuple[Metrics, dict]:
+    from .finetune import encode, fine_tune, predict, to_labels
+
+    metrics: Metrics = {}
+    details: dict[str, dict] = {}
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for name, spec in specs.items():
+        hyper = suite.hyper(spec)
+        if spec.kind in RETRIEVAL_KINDS:
+            info(f"[evaluate] {checkpoint.name} / {name}: retrieval on {len(spec.languages)} language(s)")
+            metrics[name] = _retrieval(checkpoint, tokenizer, suite, spec, hyper, device,
+                                       settings.max_eval_examples or spec.max_eval_examples)
+            continue
+        task = data[name]
+        info(f"[evaluate] {checkpoint.name} / {name}: fine-tune on {len(task.train)} {suite.source} examples, "
+             f"test {len(spec.languages)} language(s), seeds {seeds}")
+        fallback = _fallback(task)
+        encoded = {lang: encode(task, tokenizer, task.test[lang], hyper.max_length) for lang in spec.languages}
+        scores: dict[str, list[float]] = {lang: [] for lang in spec.languages}
+        details[name] = {}
+        for seed_index, seed in enumerate(seeds):
+            tuned = fine_tune(checkpoint.path, task, tokenizer, hyper, seed=seed, device=device,
+                              fallback=fallback, desc=f"{name} seed {seed}")
+            details[name][str(seed)] = {"best_epoch": tuned.best_epoch, "dev_scores": tuned.dev_scores,
+                                        "frozen_parameters": len(tuned.frozen)}
+            for lang in spec.languages:
+                ids = predict(tuned.model, encoded[lang], batch_size=hyper.eval_batch_size, pad_id=pad_id,
+                              device=device, desc=f"{name} {lang}")
+                predicted = to_labels(task, task.test[lang], ids, fallback)
+                scores[lang].append(score(task.kind, _gold(task, task.test[lang]), predicted))
+                if seed_index == 0:
+                    for folder in prediction_dirs:
+                        write_xtreme(folder, name, lang, predicted, token_task=task.is_token_task)
+            del tuned
+        metrics[name] = {lang: aggregate(values) for lang, values in scores.items()}
+    return metrics, details
+
+
+def _retrieval(checkpoint: Checkpoint, tokenizer, suite: Suite, spec: TaskSpec, hyper, device: str,
+               max_sentences: int | None) -> dict[str, dict]:
+    try:
+        from . import retrieval
+    except ImportError as exc:
+        raise UserError(f"retrieval tasks are not available ({exc}); remove the {spec.kind} task") from None
+    model = load_encoder(checkpoint.path, device)
+    common = dict(layer=spec.layer, batch_size=hyper.eval_batch_size, max_length=hyper.max_length,
+                  device=device, max_sentences=max_sentences)
+    folder = suite.data / spec.folder
+    if spec.kind == "tatoeba":
+        found = retrieval.evaluate_tatoeba(model, tokenizer, folder, list(spec.languages), center=spec.center,
+                                           **common)
+        return {lang: aggregate([found[lang][spec.metric]]) for lang in spec.languages}
+    pairs = {lang: f"{lang}-{suite.source}" for lang in spec.languages}
+    found = retrieval.evaluate_bucc(model, tokenizer, folder, list(pairs.values()), **common)
+    return {lang: aggregate([found[pair]["f1"]]) for lang, pair in pairs.items()}
+
+
+def _align(suite: Suite, checkpoint: Checkpoint, work: Path, device: str, seed: int) -> tuple[Checkpoint, dict]:
+    spec = suite.alignment
+    parallel = [(suite.task_path(a, suite.source), suite.task_path(b, suite.source)) for a, b in spec.parallel]
+    info(f"[evaluate] {checkpoint.name}: alignment fine-tuning, {spec.steps} steps on {len(parallel)} corpus(es)")
+    return make_aligned(checkpoint, work / f"aligned-{checkpoint.name}", parallel=parallel, steps=spec.steps,
+                        learning_rate=spec.learning_rate, batch_size=spec.batch_size,
+                        regularize=spec.regularize, max_pairs=spec.max_pairs, device=device, seed=seed)
+
+
+def _analyse(suite: Suite, checkpoint: Checkpoint, tokenizer, device: str, out: Path) -> None:
+    try:
+        from .neutrality import analyse_language_neutrality
+    except ImportError as exc:
+        raise UserError(f"the language-neutrality analysis is not available ({exc}); "
+                        "set analysis.enabled = false") from None
+    spec = suite.analysis
+    languages = list(spec.languages) or sorted({lang for t in suite.tasks.values() for lang in t.languages})
+    model = load_encoder(checkpoint.path, device)
+    info(f"[evaluate] {checkpoint.name}: language-neutrality analysis on {len(languages)} language(s)")
+    out.mkdir(parents=True, exist_ok=True)
+    analyse_language_neutrality(model, tokenizer, suite.data / spec.folder, languages, out, device=device,
+                                max_sentences=spec.max_sentences)
+
+
+def _track(tracker, model: str, metrics: Metrics, source: str, *, prefix: bool) -> None:
+    """A W&B table per task (language, score, std) and the averages/gaps as summary metrics."""
+    base = f"eval/{model}" if prefix else "eval"
+    values = {}
+    for task, languages in metrics.items():
+        tracker.table(f"{base}/{task}", ["language", "score", "std"],
+                      [[lang, entry["mean"], entry["std"]] for lang, entry in languages.items()])
+        overview = task_summary(languages, source)
+        for lang, entry in languages.items():
+            values[f"{base}/{task}/{lang}"] = entry["mean"]
+        if overview["target_average"] is not None:
+            values[f"{base}/{task}/target_average"] = overview["target_average"]
+        if overview["gap"] is not None:
+            values[f"{base}/{task}/transfer_gap"] = overview["gap"]
+    tracker.summary(values)
+
+
+def _write_outputs(stage: Path, suite: Suite, specs: dict[str, TaskSpec], seeds: list[int],
+                   results: dict[str, Metrics], checkpoints: list[Checkpoint]) -> dict:
+    kinds = {name: spec.kind for name, spec in specs.items()}
+    first = checkpoints[0].name
+    atomic_write_json(stage / "metrics.json", results[first])
+    atomic_write_json(stage / "comparison.json", results)
+    title = "Zero-shot cross-lingual transfer" + (f": {first}" if len(checkpoints) == 1 else "")
+    atomic_write_text(stage / "summary.md", markdown(results, kinds, suite.source, seeds, title))
+    if len(checkpoints) > 1:
+        for checkpoint in checkpoints:
+            folder = stage / "models" / checkpoint.name
+            atomic_write_json(folder / "metrics.json", results[checkpoint.name])
+            atomic_write_text(folder / "summary.md", markdown({checkpoint.name: results[checkpoint.name]},
+                                                              kinds, suite.source, seeds,
+                                                              f"Zero-shot transfer: {checkpoint.name}"))
+    return {model: {task: task_summary(languages, suite.source) for task, languages in metrics.items()}
+            for model, metrics in results.items()}
+
+
+def _print_summary(out_dir: Path, report: dict, seconds: float) -> None:
+    parts = []
+    for model, tasks in report.items():
+        cells = []
+        for task, overview in tasks.items():
+            avg = overview["target_average"]
+            gap = f", gap {overview['gap']:.1f}" if overview["gap"] is not None else ""
+            cells.append(f"{task} {avg:.1f}{gap}" if avg is not None else f"{task} source only")
+        parts.append(f"{model}: " + "; ".join(cells))
+    summary(f"Evaluated {len(report)} model(s) in {seconds:.0f}s -> {out_dir} (metrics.json, summary.md, "
+            f"predictions/). Target-language averages: " + " | ".join(parts))

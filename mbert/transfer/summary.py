@@ -1,0 +1,60 @@
+"""Per-task summaries: every language, the average over target languages, and the transfer gap
+(source score minus target average), as a dict and as Markdown tables."""
+
+from __future__ import annotations
+
+Metrics = dict[str, dict[str, dict]]  # task -> language -> {"mean", "std", "seeds"}
+
+METRIC_NAMES = {"pos": "UPOS accuracy", "ner": "entity F1", "pair": "accuracy",
+                "tatoeba": "retrieval accuracy", "bucc": "mining F1"}
+
+
+def task_summary(languages: dict[str, dict], source: str) -> dict:
+    """{"source", "target_average", "gap", "targets"}; source/gap are None when the source language
+    was not evaluated (e.g. retrieval tasks, which have no source)."""
+    targets = [lang for lang in languages if lang != source]
+    average = sum(languages[t]["mean"] for t in targets) / len(targets) if targets else None
+    source_score = languages[source]["mean"] if source in languages else None
+    gap = source_score - average if source_score is not None and average is not None else None
+    return {"source": source_score, "target_average": _round(average), "gap": _round(gap),
+            "targets": targets}
+
+
+def _round(value: float | None) -> float | None:
+    return round(value, 4) if value is not None else None
+
+
+def _cell(entry: dict | None, seeds: int) -> str:
+    if entry is None:
+        return "—"
+    return f"{entry['mean']:.1f} ± {entry['std']:.1f}" if seeds > 1 else f"{entry['mean']:.1f}"
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def markdown(results: dict[str, Metrics], kinds: dict[str, str], source: str, seeds: list[int],
+             title: str) -> str:
+    """One table per task, one column per model: every language, target average, transfer gap."""
+    models = list(results)
+    lines = [f"# {title}", "",
+             f"Zero-shot transfer from `{source}`; scores in percent, "
+             + (f"mean ± sample std over seeds {seeds}." if len(seeds) > 1 else f"seed {seeds[0]}."),
+             "The source language is marked *(source)*; the average is over target languages only.", ""]
+    tasks = list(dict.fromkeys(task for metrics in results.values() for task in metrics))
+    for task in tasks:
+        lines += [f"## {task} ({METRIC_NAMES.get(kinds.get(task, ''), 'score')})", ""]
+        lines.append("| language | " + " | ".join(models) + " |")
+        lines.append("|---|" + "---|" * len(models))
+        languages = list(dict.fromkeys(lang for m in models for lang in results[m].get(task, {})))
+        for lang in languages:
+            label = f"{lang} *(source)*" if lang == source else lang
+            lines.append(f"| {label} | " + " | ".join(_cell(results[m].get(task, {}).get(lang), len(seeds))
+                                                      for m in models) + " |")
+        summaries = {m: task_summary(results[m].get(task, {}), source) for m in models}
+        lines.append("| **target average** | " + " | ".join(
+            f"**{_number(summaries[m]['target_average'])}**" for m in models) + " |")
+        lines.append("| transfer gap | " + " | ".join(_number(summaries[m]["gap"]) for m in models) + " |")
+        lines.append("")
+    return "\n".join(lines)
