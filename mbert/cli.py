@@ -47,6 +47,7 @@ def add_command(sub: argparse._SubParsersAction, name: str, *, help: str, exampl
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .bench_cli import register as register_bench
     from .corpus.cli import register as register_corpus
     from .pretrain.cli import register as register_pretrain
     from .report.cli import register as register_report
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_evaluate(sub)
     register_report(sub)
     register_run(sub)
+    register_bench(sub)
     return parser
 
 

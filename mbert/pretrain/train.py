@@ -395,12 +395,9 @@ class Trainer:
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm))
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
             what = "loss" if not math.isfinite(loss) else "gradient norm"
-            last = checkpoint_dirs(self.ckpt_root)
-            where = f"the last good checkpoint is {last[-1][1]} (resume with --resume)" if last \
-                else "no checkpoint was written yet"
             raise NonFiniteLoss(f"the {what} became non-finite at step {step} ({loss=}, {grad_norm=}); "
-                                f"training stopped, {where}; lower the learning rate or raise "
-                                f"warm-up before resuming")
+                                f"training stopped, {self._last_good()}; lower the learning rate or "
+                                f"raise warm-up before resuming")
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
         self.scheduler.step()
@@ -411,6 +408,11 @@ class Trainer:
         if use_nsp:
             record.update(nsp_loss=nsp_loss, nsp_accuracy=sums[3] / s.batch_size)
         return record | {"_tokens": int(n_tokens)}
+
+    def _last_good(self) -> str:
+        last = checkpoint_dirs(self.ckpt_root)
+        return f"the last good checkpoint is {last[-1][1]} (resume with --resume)" if last \
+            else "no checkpoint was written yet"
 
     @torch.no_grad()
     def heldout_losses(self) -> dict[str, float]:
@@ -442,6 +444,11 @@ class Trainer:
         return result
 
     def save(self, step: int, record: dict) -> None:
+        # a finite loss does not prove the update after it was finite: check before keeping it
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            raise NonFiniteLoss(f"the weights became non-finite in the update of step {step}; "
+                                f"training stopped, {self._last_good()}; lower the learning rate "
+                                f"or raise warm-up before resuming")
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "rng": rng_state(), "step": step,
                  "tokens_seen": self.tokens_seen}

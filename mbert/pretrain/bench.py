@@ -1,0 +1,137 @@
+"""`mbert bench pretrain`: our training step against HF `BertForMaskedLM` on the same shape.
+
+Both get the same config, batch (packed, no padding, 15% of positions masked), optimizer (AdamW,
+fused on GPU) and bf16 autocast on GPU, in the same process; one step = forward, backward,
+optimizer step. HF computes the output layer on every position (as `BertForMaskedLM` does with
+`labels`); ours gathers the masked positions first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import time
+
+import torch
+
+from .model import PretrainingModel, build_config, build_hf_model, make_optimizer
+
+# dense bf16 peak FLOP/s by GPU name fragment (spec sheets, SXM parts)
+PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "L4": 121e12}
+
+
+def _device(choice: str) -> torch.device:
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _batch(config, batch_size: int, seq_len: int, mask_prob: float, device: torch.device, seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, config.vocab_size, (batch_size, seq_len), generator=gen)
+    masked = torch.rand(batch_size, seq_len, generator=gen) < mask_prob
+    masked[:, 0] = masked[:, -1] = False  # [CLS] / [SEP]
+    labels = torch.where(masked, ids, torch.full_like(ids, -100))
+    inputs = ids.clone()
+    inputs[masked] = 4  # a [MASK] id; the value does not change the cost
+    positions = masked.view(-1).nonzero().squeeze(1)
+    types = torch.zeros_like(ids)
+    return {k: v.to(device) for k, v in dict(inputs=inputs, labels=labels, positions=positions,
+                                              masked_labels=ids.view(-1)[positions], types=types).items()}
+
+
+def _time_steps(step, steps: int, warmup: int, device: torch.device) -> float:
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    return (time.perf_counter() - start) / steps
+
+
+def _flops_per_step(config, batch_size: int, seq_len: int, n_masked: int) -> float:
+    """Model FLOPs of one training step (3x forward) counting only useful work: encoder on all
+    tokens, prediction head on masked tokens."""
+    h, layers, ff = config.hidden_size, config.num_hidden_layers, config.intermediate_size
+    tokens = batch_size * seq_len
+    encoder = layers * (4 * h * h + 2 * h * ff) * 2 * tokens + layers * 4 * seq_len * h * tokens
+    head = (h * h + h * config.vocab_size) * 2 * n_masked
+    return 3.0 * (encoder + head)
+
+
+def bench_pretrain(*, model: str = "base", vocab_size: int = 119547, seq_len: int = 128,
+                   batch_size: int = 8, steps: int = 3, warmup: int = 1, device: str = "auto",
+                   compile: bool = False, seed: int = 0) -> dict:
+    dev = _device(device)
+    config = build_config(model, vocab_size=vocab_size, pad_token_id=0, max_seq_length=seq_len)
+    data = _batch(config, batch_size, seq_len, 0.15, dev, seed)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if dev.type == "cuda" \
+        else contextlib.nullcontext
+
+    torch.manual_seed(seed)
+    ours = PretrainingModel(build_hf_model(config, nsp=False)).to(dev).train()
+    ours_forward = torch.compile(ours) if compile else ours
+    ours_opt = make_optimizer(ours, 1e-4, 0.01, dev)
+    n_masked = len(data["positions"])
+
+    def ours_step() -> None:
+        with autocast():
+            out = ours_forward(data["inputs"], data["types"], data["positions"], data["masked_labels"])
+        (out.mlm_loss_sum / n_masked).backward()
+        ours_opt.step()
+        ours_opt.zero_grad(set_to_none=True)
+
+    ours_s = _time_steps(ours_step, steps, warmup + (2 if compile else 0), dev)
+    del ours, ours_forward, ours_opt
+    gc.collect()
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+
+    from transformers import BertForMaskedLM
+
+    torch.manual_seed(seed)
+    hf = BertForMaskedLM._from_config(config).to(dev).train()
+    hf_opt = make_optimizer(hf, 1e-4, 0.01, dev)
+
+    def hf_step() -> None:
+        with autocast():
+            loss = hf(input_ids=data["inputs"], token_type_ids=data["types"], labels=data["labels"]).loss
+        loss.backward()
+        hf_opt.step()
+        hf_opt.zero_grad(set_to_none=True)
+
+    hf_s = _time_steps(hf_step, steps, warmup, dev)
+    tokens = batch_size * seq_len
+    result = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+              "model": model, "vocab_size": vocab_size, "seq_len": seq_len, "batch_size": batch_size,
+              "steps": steps, "compile": compile, "threads": torch.get_num_threads(),
+              "ours_step_s": ours_s, "hf_step_s": hf_s,
+              "ours_tokens_per_s": tokens / ours_s, "hf_tokens_per_s": tokens / hf_s,
+              "ratio": hf_s / ours_s, "mfu": None, "hf_mfu": None}
+    if dev.type == "cuda":
+        name = torch.cuda.get_device_name(dev)
+        peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+        if peak:
+            flops = _flops_per_step(config, batch_size, seq_len, n_masked)
+            result["mfu"] = flops / ours_s / peak
+            result["hf_mfu"] = flops / hf_s / peak
+    return result
+
+
+def format_result(result: dict) -> str:
+    lines = [f"device {result['device']}, model {result['model']}, vocab {result['vocab_size']}, "
+             f"batch {result['batch_size']} x seq {result['seq_len']}, {result['steps']} timed steps",
+             f"  ours: {result['ours_tokens_per_s']:,.0f} tokens/s ({result['ours_step_s'] * 1000:.0f} ms/step)",
+             f"  HF BertForMaskedLM: {result['hf_tokens_per_s']:,.0f} tokens/s "
+             f"({result['hf_step_s'] * 1000:.0f} ms/step)",
+             f"  ratio: {result['ratio']:.2f}x"]
+    if result.get("mfu") is not None:
+        lines.append(f"  MFU: ours {result['mfu']:.1%}, HF {result['hf_mfu']:.1%} (useful FLOPs, bf16 peak)")
+    return "\n".join(lines)

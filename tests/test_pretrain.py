@@ -1,0 +1,314 @@
+"""Pretraining stage: token store, instances, masking, masked-only head, loop, resume, outputs.
+
+Inputs are made here from the data kit (see helpers_pretrain.py): a 3-language mixture folder
+and a 3000-entry WordPiece vocabulary; the model is the `tiny` preset."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from helpers_pretrain import kit_documents, make_mixture, make_vocab, tiny_settings  # noqa: E402
+
+from mbert.errors import UserError  # noqa: E402
+from mbert.pretrain import instances as I  # noqa: E402
+from mbert.pretrain.batching import Vocabulary, make_batch, mask_sequence  # noqa: E402
+from mbert.pretrain.inputs import continuation_table, find_shards, load_tokenizer  # noqa: E402
+from mbert.pretrain.model import PretrainingModel, build_config, build_hf_model, run_batch  # noqa: E402
+from mbert.pretrain.token_store import TokenStore, build_token_store  # noqa: E402
+from mbert.pretrain.train import NonFiniteLoss, is_complete, pretrain  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def inputs(data_dir: Path, tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("pretrain_inputs")
+    return make_mixture(data_dir, root / "mixture"), make_vocab(data_dir, root / "vocab")
+
+
+@pytest.fixture(scope="module")
+def finished_run(inputs, tmp_path_factory) -> tuple[Path, dict]:
+    """One uninterrupted 6-step run (checkpoints at 3 and 6), shared by several tests."""
+    corpus, vocab = inputs
+    out = tmp_path_factory.mktemp("run") / "pretrain"
+    return out, pretrain(corpus, vocab, out, tiny_settings())
+
+
+def read_log(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "train_log.jsonl").read_text().split("\n") if line]
+
+
+# ----------------------------------------------------------------------------- data
+
+def test_token_store_keeps_sentences_documents_and_languages(inputs, tmp_path):
+    corpus, vocab = inputs
+    tokenizer = load_tokenizer(vocab)
+    store = build_token_store(find_shards(corpus), vocab, tokenizer, tmp_path / "store", "fp", workers=1)
+    table = pq.read_table(sorted(corpus.glob("part-*.parquet"))[0]).to_pylist()
+    first = table[0]
+    sentences = [s for s in first["text"].split("\n") if s.strip()]
+    assert store.languages[store.doc_lang[0]] == first["lang"]
+    assert store.doc_offsets[1] - store.doc_offsets[0] == len(sentences)
+    for i, sentence in enumerate(sentences):
+        lo, hi = store.sentence_offsets[i], store.sentence_offsets[i + 1]
+        assert list(store.tokens[lo:hi]) == tokenizer(sentence, add_special_tokens=False)["input_ids"]
+    assert store.info["n_documents"] == len(store.doc_lang) == 36
+    assert set(store.info["tokens_per_language"]) == {"en", "de", "fr"}
+    reopened = TokenStore.open(tmp_path / "store")
+    assert np.array_equal(reopened.tokens, store.tokens)
+
+
+def test_clean_layout_is_accepted(data_dir, inputs, tmp_path):
+    _, vocab = inputs
+    for lang in ("en", "de"):
+        (tmp_path / "clean" / lang).mkdir(parents=True)
+        docs = kit_documents(data_dir, lang, 5)
+        pq.write_table(pa.table({"id": [str(i) for i in range(len(docs))], "title": ["t"] * len(docs),
+                                 "text": docs}), tmp_path / "clean" / lang / "part-00000.parquet")
+    shards = find_shards(tmp_path / "clean")
+    store = build_token_store(shards, vocab, load_tokenizer(vocab), tmp_path / "store", "fp", workers=1)
+    assert sorted(store.languages) == ["de", "en"] and store.n_documents == 10
+
+
+def test_instances_pack_sentences_within_documents(inputs, tmp_path):
+    corpus, vocab = inputs
+    store = build_token_store(find_shards(corpus), vocab, load_tokenizer(vocab), tmp_path / "s", "fp", workers=1)
+    rng = np.random.default_rng(0)
+    docs = np.arange(store.n_documents)
+    plain = I.build_instances(store, docs, 64, 0.0, False, rng)
+    assert (plain[:, I.A_LEN] + 2 <= 64).all() and (plain[:, I.B_LEN] == 0).all()
+    # packing fills instances: most are at (or near) the maximum length
+    assert np.median(plain[:, I.A_LEN]) >= 50
+    doc_of_token = np.searchsorted(np.asarray(store.sentence_offsets)[np.asarray(store.doc_offsets)],
+                                   plain[:, I.A_START], side="right") - 1
+    doc_end = np.asarray(store.sentence_offsets)[np.asarray(store.doc_offsets)[doc_of_token + 1]]
+    assert (plain[:, I.A_START] + plain[:, I.A_LEN] <= doc_end).all()  # never across documents
+    share = I.padding_share(plain, 64, 2)
+    assert share == pytest.approx(1 - (plain[:, I.A_LEN] + 2).sum() / (len(plain) * 64))
+    nsp = I.build_instances(store, docs, 64, 0.1, True, np.random.default_rng(0))
+    assert (nsp[:, I.A_LEN] + nsp[:, I.B_LEN] + 3 <= 64).all() and (nsp[:, I.B_LEN] > 0).all()
+    assert 0.3 < nsp[:, I.RANDOM_NEXT].mean() < 0.8
+    train, held = I.split_heldout(store, 1, np.random.default_rng(0))
+    assert len(held) == 3 and len(set(store.doc_lang[held])) == 3
+    assert not set(store.doc_key[held]) & set(store.doc_key[train])
+
+
+def test_masking_statistics_80_10_10_and_whole_words(data_dir, inputs):
+    _, vocab = inputs
+    tokenizer = load_tokenizer(vocab)
+    table = continuation_table(tokenizer)
+    voc = Vocabulary.from_tokenizer(tokenizer, table)
+    rng = np.random.default_rng(1)
+    seq = rng.choice(voc.replacement_ids, size=200_000)
+    candidates = np.ones(len(seq), bool)
+    masked, positions, labels = mask_sequence(seq, candidates, voc, 0.15, False, rng)
+    assert len(positions) == 30_000 and (labels == seq[positions]).all()
+    changed = masked[positions]
+    share_mask = np.mean(changed == voc.mask)
+    share_same = np.mean(changed == labels)
+    assert abs(share_mask - 0.8) < 0.01
+    # the random 10% may draw the original id by chance (1 / vocab), hence the small slack
+    assert abs(share_same - 0.1) < 0.01 and abs(1 - share_mask - share_same - 0.1) < 0.01
+    unchanged = np.ones(len(seq), bool)
+    unchanged[positions] = False
+    assert (masked[unchanged] == seq[unchanged]).all()
+    # whole-word masking: a chosen continuation piece always comes with its word start
+    ids = np.asarray(tokenizer(" ".join(kit_documents(data_dir, "de", 5)),
+                               add_special_tokens=False)["input_ids"])
+    _, chosen, _ = mask_sequence(ids, np.ones(len(ids), bool), voc, 0.15, True, np.random.default_rng(2))
+    chosen_set = set(chosen.tolist())
+    assert table[ids].any()  # the text has split words, so the check below means something
+    for pos in chosen:
+        if table[ids[pos]]:
+            assert pos - 1 in chosen_set
+    assert abs(len(chosen) - 0.15 * len(ids)) <= 6
+
+
+def test_masks_are_dynamic_and_reproducible(inputs):
+    _, vocab = inputs
+    tokenizer = load_tokenizer(vocab)
+    voc = Vocabulary.from_tokenizer(tokenizer, continuation_table(tokenizer))
+    tokens = np.arange(5, 105, dtype=np.int32)
+    rows = np.array([[0, 60, 0, 0, 0, 0, 0]])
+    common = dict(max_seq_length=64, mask_prob=0.15, whole_word=False, nsp=False,
+                  restart_positions=False, language_types=False)
+    epoch0 = make_batch(tokens, rows, [(0, 0, 0, 7)], voc, **common)
+    again = make_batch(tokens, rows, [(0, 0, 0, 7)], voc, **common)
+    epoch1 = make_batch(tokens, rows, [(0, 0, 1, 7)], voc, **common)
+    assert torch.equal(epoch0.masked_positions, again.masked_positions)
+    assert not torch.equal(epoch0.masked_positions, epoch1.masked_positions)
+    assert epoch0.input_ids[0, 0] == tokenizer.cls_token_id and epoch0.input_ids[0, 61] == tokenizer.sep_token_id
+
+
+def test_tlm_batch_restarts_positions_and_marks_languages(inputs):
+    _, vocab = inputs
+    tokenizer = load_tokenizer(vocab)
+    voc = Vocabulary.from_tokenizer(tokenizer, continuation_table(tokenizer))
+    tokens = np.arange(5, 105, dtype=np.int32)
+    rows = np.array([[0, 5, 10, 7, 0, 2, 0]])
+    batch = make_batch(tokens, rows, [(0, 1, 0, 0)], voc, max_seq_length=64, mask_prob=0.15,
+                       whole_word=False, nsp=False, restart_positions=True, language_types=True)
+    assert batch.position_ids[0, :7].tolist() == list(range(7))      # [CLS] a(5) [SEP]
+    assert batch.position_ids[0, 7:15].tolist() == list(range(8))    # b(7) [SEP] restarts at 0
+    assert batch.token_type_ids[0, :7].tolist() == [2] * 7 and batch.token_type_ids[0, 7:15].tolist() == [0] * 8
+    assert batch.attention_mask is not None and batch.attention_mask[0].sum() == 15
+    assert set(batch.masked_positions.tolist()) <= set(range(1, 6)) | set(range(7, 14))
+
+
+# ----------------------------------------------------------------------------- model
+
+def test_masked_only_head_matches_hf_bert_for_masked_lm(inputs):
+    from transformers import BertForMaskedLM
+
+    _, vocab = inputs
+    tokenizer = load_tokenizer(vocab)
+    voc = Vocabulary.from_tokenizer(tokenizer, continuation_table(tokenizer))
+    config = build_config("tiny", vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                          max_seq_length=64)
+    torch.manual_seed(0)
+    ours = PretrainingModel(build_hf_model(config, nsp=False)).eval()
+    reference = BertForMaskedLM(config).eval()
+    reference.load_state_dict(ours.hf.state_dict())
+    tokens = np.random.default_rng(0).choice(voc.replacement_ids, 400).astype(np.int32)
+    rows = np.array([[0, 60, 0, 0, 0, 0, 0], [100, 30, 0, 0, 0, 0, 0], [200, 45, 0, 0, 0, 0, 0]])
+    batch = make_batch(tokens, rows, [(0, 0, 0, i) for i in range(3)], voc, max_seq_length=64,
+                       mask_prob=0.15, whole_word=False, nsp=False, restart_positions=False,
+                       language_types=False)
+    assert batch.attention_mask is not None  # padded rows are part of the check
+    with torch.no_grad():
+        out = run_batch(ours, batch)
+        hf = reference(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                       token_type_ids=batch.token_type_ids, labels=batch.hf_labels())
+    ours_loss = out.mlm_loss_sum / len(batch.masked_labels)
+    assert float(ours_loss) == pytest.approx(float(hf.loss), rel=1e-5)
+    hf_correct = (hf.logits.argmax(-1).view(-1)[batch.masked_positions] == batch.masked_labels).sum()
+    assert int(out.mlm_correct) == int(hf_correct)
+
+
+# ----------------------------------------------------------------------------- training
+
+def test_run_writes_transformers_model_log_card_and_manifest(finished_run):
+    from transformers import AutoModelForMaskedLM, AutoTokenizer, BertModel, pipeline
+
+    out, result = finished_run
+    assert is_complete(out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["steps"] == 6 and manifest["tokens_seen"] == result["tokens_seen"] > 0
+    assert (out / "resolved_config.toml").is_file()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-3", "step-6"]
+    log = read_log(out)
+    assert [r["step"] for r in log] == list(range(1, 7))
+    for record in log:
+        assert {"loss", "mlm_accuracy", "lr", "grad_norm", "tokens_per_s"} <= set(record)
+    assert set(log[2]["heldout_loss"]) == {"en", "de", "fr"} == set(result["heldout_loss"])
+    assert log[1]["lr"] == pytest.approx(1e-3) and log[-1]["lr"] < log[1]["lr"]  # warm-up, decay
+    assert 0.0 <= result["padding_share"] < 0.5
+    model_dir = out / "model"
+    mlm = AutoModelForMaskedLM.from_pretrained(model_dir)
+    assert mlm.config.num_hidden_layers == 2 and mlm.config.hidden_size == 64
+    assert mlm.get_output_embeddings().weight.data_ptr() == mlm.get_input_embeddings().weight.data_ptr()
+    BertModel.from_pretrained(model_dir)
+    fill = pipeline("fill-mask", model=str(model_dir), tokenizer=str(model_dir), device="cpu")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    predictions = fill(f"The cat is {tokenizer.mask_token} the house.")
+    assert len(predictions) == 5 and all("token_str" in p for p in predictions)
+    card = (model_dir / "README.md").read_text()
+    assert "2 layers, hidden 64" in card and "| de |" in card and "tokens seen" in card
+
+
+class InterruptAt:
+    """A tracker that stops the run (like Ctrl-C) when step `step` is logged."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def log(self, metrics: dict, step: int | None = None) -> None:
+        if step == self.step:
+            raise KeyboardInterrupt
+
+    def summary(self, metrics: dict) -> None:
+        pass
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(inputs, finished_run, tmp_path):
+    corpus, vocab = inputs
+    reference = read_log(finished_run[0])
+    out = tmp_path / "pretrain"
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(corpus, vocab, out, tiny_settings(), tracker=InterruptAt(5))
+    assert not is_complete(out) and (out / "checkpoints" / "step-3").is_dir()
+    with pytest.raises(UserError, match="--resume"):
+        pretrain(corpus, vocab, out, tiny_settings(), resume=False)
+    pretrain(corpus, vocab, out, tiny_settings(), resume=True)
+    resumed = read_log(out)
+    assert [r["step"] for r in resumed] == list(range(1, 7))
+    for ref, got in zip(reference, resumed):
+        assert got["loss"] == pytest.approx(ref["loss"], rel=1e-6), got["step"]
+        assert got["grad_norm"] == pytest.approx(ref["grad_norm"], rel=1e-5)
+
+
+def test_resume_refuses_checkpoint_of_another_model(inputs, finished_run, tmp_path):
+    corpus, vocab = inputs
+    out = tmp_path / "copy"
+    shutil.copytree(finished_run[0], out)
+    (out / "manifest.json").unlink()
+    with pytest.raises(UserError, match="another model"):
+        pretrain(corpus, vocab, out, tiny_settings(model="small", steps=8), resume=True)
+
+
+def test_non_finite_loss_stops_with_message_and_keeps_checkpoint(inputs, tmp_path):
+    corpus, vocab = inputs
+    out = tmp_path / "nan"
+    settings = tiny_settings(learning_rate=1e30, warmup_steps=0, checkpoint_every=1, steps=6,
+                             max_grad_norm=0.0, eval_every=100)
+    with pytest.raises(NonFiniteLoss, match="non-finite at step") as caught:
+        pretrain(corpus, vocab, out, settings)
+    assert "last good checkpoint" in str(caught.value)
+    assert not is_complete(out) and not (out / "model").exists()
+    good = sorted((out / "checkpoints").iterdir())
+    assert good and all((p / "meta.json").is_file() for p in good)
+    for path in good:  # what is kept really is good: finite weights
+        state = torch.load(path / "state.pt", weights_only=False)
+        assert all(torch.isfinite(t).all() for t in state["model"].values())
+    assert not list((out / "checkpoints").glob(".*"))  # no half-written checkpoint left
+
+
+def test_bad_inputs_give_one_clear_error(data_dir, inputs, tmp_path):
+    corpus, vocab = inputs
+    with pytest.raises(UserError, match="does not exist"):
+        pretrain(tmp_path / "missing", vocab, tmp_path / "o1", tiny_settings())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no part-"):
+        pretrain(tmp_path / "empty", vocab, tmp_path / "o2", tiny_settings())
+    with pytest.raises(UserError, match="AutoTokenizer"):
+        pretrain(corpus, tmp_path / "empty", tmp_path / "o3", tiny_settings())
+    # a vocabulary trained on Latin-script text does not cover Chinese
+    zh = make_mixture(data_dir, tmp_path / "zh", langs=("zh",), max_docs=4, shards=1)
+    with pytest.raises(UserError, match="vocabulary does not match"):
+        pretrain(zh, vocab, tmp_path / "o4", tiny_settings())
+    assert not is_complete(tmp_path / "o4")
+
+
+def test_cli_pretrain_and_errors(inputs, tmp_path, capsys):
+    from mbert.cli import main
+
+    corpus, vocab = inputs
+    out = tmp_path / "cli"
+    code = main(["pretrain", "--corpus", str(corpus), "--vocab", str(vocab), "--out", str(out),
+                 "--model", "tiny", "--steps", "2", "--batch-size", "4", "--seq-len", "32",
+                 "--whole-word-masking", "--wandb", "off", "--set", "pretrain.tokenize_workers=1",
+                 "--set", "pretrain.device='cpu'"])
+    assert code == 0 and is_complete(out)
+    assert "Pretrained a tiny BERT for 2 steps" in capsys.readouterr().out
+    code = main(["pretrain", "--corpus", str(tmp_path / "nope"), "--vocab", str(vocab), "--out",
+                 str(tmp_path / "x"), "--wandb", "off"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "does not exist" in err
