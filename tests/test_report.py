@@ -40,6 +40,16 @@ METRICS = {
                 "ja": {"mean": 20.0, "std": 0.0, "seeds": [20.0]}},
 }
 
+# language_neutrality.json as mbert/transfer/neutrality.py writes it; best centred layer = 1 (40.0)
+NEUTRALITY = {
+    "layers": [0, 1, 2], "metric": "Tatoeba accuracy (%), mean of xx->en and en->xx; layer 0 = embeddings",
+    "accuracy": {"raw": [10.0, 20.0, 30.0], "centered": [15.0, 40.0, 35.0]},
+    "per_language": {"de": {"sentences": 50, "raw": [12.0, 22.0, 32.0], "centered": [16.0, 44.0, 37.0]},
+                     "ja": {"sentences": 50, "raw": [8.0, 18.0, 28.0], "centered": [14.0, 36.0, 33.0]}},
+    "centroids_2d": {"en": [0.5, 0.1], "de": [0.4, -0.2], "ja": [-0.9, 0.1]}, "centroid_layer": 2,
+    "pca_explained_variance": [0.7, 0.2], "max_sentences": 50,
+}
+
 
 def tiny_png(color: str = "tab:blue") -> bytes:
     fig = Figure(figsize=(2, 1.5))
@@ -110,11 +120,10 @@ def make_run(root: Path, data_dir: Path, *, stages: tuple[str, ...] = ("corpus",
                        for task, langs in METRICS.items()}
             write(suite / "models" / name / "metrics.json", json.dumps(shifted))
         write(suite / "summary.md", "# Zero-shot summary\n\n| task | avg |\n|---|---|\n| xnli | 65.0 |\n")
-        write(suite / "analysis/centroids.png", tiny_png("tab:red"))
-        write(suite / "analysis/retrieval_by_layer.png", tiny_png("tab:purple"))
-        write(suite / "analysis/language_neutrality.json", json.dumps(
-            {"model": "tiny", "layers": {"raw": [10.0, 20.0], "centered": [15.0, 30.0]},
-             "centroid_distance": {"de": 0.4, "fr": 0.5}}))
+        for name in ("mlm", "tlm"):  # several models: evaluate writes analysis/<model>/
+            write(suite / "analysis" / name / "centroids.png", tiny_png("tab:red"))
+            write(suite / "analysis" / name / "retrieval_by_layer.png", tiny_png("tab:purple"))
+            write(suite / "analysis" / name / "language_neutrality.json", json.dumps(NEUTRALITY))
         write(suite / "manifest.json", json.dumps({"source_language": "en", "complete": True}))
         write(suite / "resolved_config.toml", "[evaluate]\nsuite = \"eval/default.toml\"\n")
     return run
@@ -145,7 +154,9 @@ def test_collect_reads_every_stage_of_the_contract(full_run, data_dir):
     suite = results.evals[0]
     assert suite.source_language == "en" and set(suite.models) == {"mlm", "tlm"}
     assert suite.metrics["xnli"]["de"].seeds == [68.0, 70.0, 72.0] and suite.metrics["xnli"]["de"].n_seeds == 3
-    assert [p.name for p in suite.analysis_images] == ["centroids.png", "retrieval_by_layer.png"]
+    assert [(a.model, [p.name for p in a.images]) for a in suite.analyses] == [
+        (name, ["centroids.png", "retrieval_by_layer.png"]) for name in ("mlm", "tlm")]
+    assert suite.analyses[0].neutrality["accuracy"]["centered"] == [15.0, 40.0, 35.0]
     assert set(results.configs) == {"recipe", "corpus", "pretrain", "evaluate default"}
 
 
@@ -192,6 +203,9 @@ def test_report_html_is_self_contained_and_complete(built_report, full_run):
     for lang in LANGS:
         assert f"<td>{lang}</td>" in page
     assert "# Zero-shot summary" in page and "min_sentence_chars = 2" in page
+    # language neutrality: accuracy by layer with the centred gain, per language, centroid coordinates
+    assert '<td class="num">1</td><td class="num">20.00</td><td class="num">40.00</td><td class="num">20.00</td>' in page
+    assert "<h3>Tlm</h3>" in page and "best centred layer" in page and "explained variance 0.70, 0.20" in page
 
 
 def test_report_markdown_references_saved_figures(built_report):

@@ -10,14 +10,15 @@ from test_report import LANGS, make_run
 from mbert.cli import main
 from mbert.errors import UserError
 from mbert.report.tracking import Tracker
-from mbert.report.wandb_reader import find_run_file, history_rows, load_table, logged_tables, summary_values
+from mbert.report.wandb_reader import (find_run_file, history_rows, load_table, logged_tables, read_records,
+                                       summary_values, wait_until_finished)
 
 
 @pytest.fixture(scope="module")
 def offline_run(tmp_path_factory, data_dir):
     run = make_run(tmp_path_factory.mktemp("wandb"), data_dir)
     assert main(["report", str(run), "--wandb", "offline", "--artifacts", "--set", "report.figure_dpi=50"]) == 0
-    run_file = find_run_file(run / "wandb")
+    run_file = wait_until_finished(find_run_file(run / "wandb"))
     return run, run_file, summary_values(run_file), logged_tables(run_file)
 
 
@@ -30,6 +31,8 @@ def test_summary_metrics_are_in_the_run_file(offline_run):
     assert summary["eval/default/tlm/xnli/target_average"] == pytest.approx(70.0)  # compared models
     assert summary["eval/default/target_average"] == pytest.approx((65.0 + 81.0 + 30.0) / 3)
     assert summary["corpus/languages"] == len(LANGS) and summary["corpus/smoothing"] == 0.7
+    assert summary["analysis/default/tlm/best_centered"] == 40.0
+    assert summary["analysis/default/tlm/best_centered_layer"] == 1
     assert summary["pretrain/final/loss"] == pytest.approx(5.0) and summary["vocab/vocab_size"] == 1000
 
 
@@ -47,6 +50,7 @@ def test_per_language_tables_are_logged(offline_run):
     assert tables["corpus/mixture"]["nrows"] == len(LANGS) and tables["vocab/report"]["nrows"] == len(LANGS)
     assert tables["eval/default/heatmap/table"]["nrows"] == 3 + 2 + 2  # task × language cells
     assert "eval/default/xnli/bar_table" in tables  # the data of the wandb.plot.bar chart
+    assert tables["analysis/default/mlm/retrieval_by_layer_table"]["nrows"] == 3
 
 
 def test_curves_images_and_artifacts_are_logged(offline_run):
@@ -58,8 +62,7 @@ def test_curves_images_and_artifacts_are_logged(offline_run):
     images = {key.rsplit(".", 1)[0] for row in rows for key, value in row.items()
               if key.endswith("._type") and value == "image-file"}
     assert {"eval/default/heatmap", "corpus/smoothing_plot", "pretrain/curves",
-            "analysis/default/centroids", "analysis/default/retrieval_by_layer"} <= images
-    from mbert.report.wandb_reader import read_records
+            "analysis/default/mlm/centroids", "analysis/default/tlm/retrieval_by_layer"} <= images
     artifacts = [r.artifact.type for r in read_records(run_file) if r.WhichOneof("record_type") == "artifact"]
     assert "vocabulary" in artifacts
 

@@ -47,6 +47,16 @@ class TrainLog:
 
 
 @dataclass
+class Analysis:
+    """Language-neutrality output: `analysis/` (one model) or `analysis/<model>/` (several)."""
+
+    model: str | None
+    path: Path
+    images: list[Path]
+    neutrality: dict | None
+
+
+@dataclass
 class EvalSuite:
     name: str
     path: Path
@@ -55,8 +65,7 @@ class EvalSuite:
     source_language: str | None
     manifest: dict | None
     summary_md: str | None
-    analysis_images: list[Path]
-    neutrality: dict | None
+    analyses: list[Analysis]
 
 
 @dataclass
@@ -176,14 +185,24 @@ def _read_suite(folder: Path) -> EvalSuite | None:
     for holder in (manifest, raw):
         if isinstance(holder, dict):
             source = source or next((holder[k] for k in SOURCE_KEYS if isinstance(holder.get(k), str)), None)
-    preferred = {"centroids.png": 0, "retrieval_by_layer.png": 1}
-    images = sorted(analysis.glob("*.png"), key=lambda p: (preferred.get(p.name, 2), p.name)) \
-        if analysis.is_dir() else []
     summary = folder / "summary.md"
     return EvalSuite(name=folder.name, path=folder, metrics=metrics, models=models, source_language=source,
                      manifest=manifest if isinstance(manifest, dict) else None,
                      summary_md=summary.read_text(encoding="utf-8") if summary.is_file() else None,
-                     analysis_images=images, neutrality=_json_if(analysis / "language_neutrality.json"))
+                     analyses=_read_analyses(analysis))
+
+
+def _read_analyses(analysis: Path) -> list[Analysis]:
+    preferred = {"centroids.png": 0, "retrieval_by_layer.png": 1}
+    found = []
+    folders = [(None, analysis)] + [(p.name, p) for p in sorted(analysis.glob("*")) if p.is_dir()] \
+        if analysis.is_dir() else []
+    for model, folder in folders:
+        images = sorted(folder.glob("*.png"), key=lambda p: (preferred.get(p.name, 2), p.name))
+        neutrality = _json_if(folder / "language_neutrality.json")
+        if images or neutrality is not None:
+            found.append(Analysis(model, folder, images, neutrality))
+    return found
 
 
 def _config_files(run: Path) -> dict[str, Path]:

@@ -81,8 +81,10 @@ def training_curves(logs: Sequence[TrainLog], *, max_points: int = 2000, dpi: in
         if group in ("lr", "learning_rate"):
             ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
         handles, labels = ax.get_legend_handles_labels()
-        if labels:
+        if 0 < len(labels) <= 16:  # beyond that a legend hides the curves; the tables have the values
             ax.legend(fontsize=7, ncol=1 + len(labels) // 8)
+        elif labels:
+            ax.set_title(f"{group} ({len(labels)} series)", fontsize=10)
     fig.tight_layout()
     return _png(fig, dpi)
 
@@ -91,7 +93,11 @@ def heatmap(rows: Sequence[str], columns: Sequence[str], values: Sequence[Sequen
             title: str = "", dpi: int = 110, value_label: str = "score (0-100)") -> bytes:
     """A rows × columns grid of scores with the values written in the cells; missing cells grey."""
     grid = np.array([[np.nan if v is None else v for v in row] for row in values], dtype=float)
-    fig = Figure(figsize=(max(5.0, 0.55 * len(columns) + 2.5), max(2.2, 0.5 * len(rows) + 1.4)))
+    if len(columns) > 30 and len(columns) > len(rows):
+        # many languages: one row per language reads better than a page-wide strip
+        grid, rows, columns = grid.T, columns, rows
+    per_row = 0.5 if len(rows) <= 12 else 0.24
+    fig = Figure(figsize=(max(5.0, 0.55 * len(columns) + 2.5), max(2.2, per_row * len(rows) + 1.4)))
     ax = fig.add_subplot(1, 1, 1)
     masked = np.ma.masked_invalid(grid)
     image = ax.imshow(masked, cmap="viridis", aspect="auto", vmin=np.nanmin(grid) if np.isfinite(grid).any() else 0,
@@ -99,7 +105,9 @@ def heatmap(rows: Sequence[str], columns: Sequence[str], values: Sequence[Sequen
     ax.set_facecolor("#dddddd")
     ax.set_xticks(range(len(columns)), labels=list(columns), fontsize=8, rotation=90 if len(columns) > 12 else 0)
     ax.set_yticks(range(len(rows)), labels=list(rows), fontsize=8)
-    if grid.size <= 600:
+    if len(rows) > 30:  # a tall grid: repeat the column names on top
+        ax.tick_params(top=True, labeltop=True)
+    if len(columns) <= 40:  # numbers in the cells only while they are legible
         finite = grid[np.isfinite(grid)]
         middle = (finite.min() + finite.max()) / 2 if finite.size else 0
         for r in range(grid.shape[0]):
@@ -120,7 +128,7 @@ def task_bars(summary: TaskSummary, *, dpi: int = 110) -> bytes:
     languages = summary.languages
     means = [summary.scores[lang].mean for lang in languages]
     stds = [summary.scores[lang].std for lang in languages]
-    fig = Figure(figsize=(max(4.5, 0.45 * len(languages) + 1.5), 3.0))
+    fig = Figure(figsize=(max(4.5, (0.45 if len(languages) <= 20 else 0.22) * len(languages) + 1.5), 3.0))
     ax = fig.add_subplot(1, 1, 1)
     colors = [SOURCE_COLOR if lang == summary.source else TARGET_COLOR for lang in languages]
     ax.bar(range(len(languages)), means, yerr=stds if any(stds) else None, color=colors, capsize=2)

@@ -186,9 +186,10 @@ def _pretraining(results: RunResults, settings: ReportSettings, highlights: list
                 highlights.append([f"final training loss ({label})", last["loss"]])
         else:
             blocks.append(Text(f"{label}: no train_log.jsonl lines yet."))
-        if log.manifest and (table := scalar_table(log.manifest, f"{label}: pretrain manifest",
-                                                   skip=("complete",))) is not None:
-            blocks.append(table)
+        if log.manifest:
+            # settings are in the configuration section; the rest (tokens, held-out loss, ...) here
+            shown = {k: v for k, v in log.manifest.items() if k not in ("complete", "settings", "stage")}
+            blocks += json_blocks(shown, f"{label}: pretrain manifest")
     return Section("Pretraining", blocks)
 
 
@@ -295,21 +296,88 @@ def _evaluation(results: RunResults, settings: ReportSettings, highlights: list)
     return sections
 
 
+NEUTRALITY_CAPTIONS = {
+    "centroids.png": "Language centroids: mean-pooled sentence representations per language, PCA to 2-D",
+    "retrieval_by_layer.png": "Tatoeba retrieval accuracy per layer, with and without subtracting each "
+                              "language's mean vector (Libovický et al. 2019)"}
+
+
+def _numbers(values: Any) -> list[float] | None:
+    if isinstance(values, list) and values and all(isinstance(v, (int, float)) for v in values):
+        return [float(v) for v in values]
+    return None
+
+
+def neutrality_figures(data: Any) -> dict[str, Any]:
+    """Headline numbers of language_neutrality.json (last-layer and best centred accuracy); {} if
+    the file has another shape."""
+    if not isinstance(data, dict) or not isinstance(data.get("accuracy"), dict):
+        return {}
+    raw, centered = _numbers(data["accuracy"].get("raw")), _numbers(data["accuracy"].get("centered"))
+    layers = data.get("layers") if isinstance(data.get("layers"), list) else list(range(len(raw or centered or [])))
+    figures: dict[str, Any] = {}
+    if raw:
+        figures["raw_last_layer"] = raw[-1]
+    if centered:
+        best = max(range(len(centered)), key=centered.__getitem__)
+        figures.update(centered_last_layer=centered[-1], best_centered=centered[best],
+                       best_centered_layer=layers[best] if best < len(layers) else best)
+    return figures
+
+
+def neutrality_blocks(data: Any) -> list[Block]:
+    """language_neutrality.json as tables: accuracy by layer, per language, centroid coordinates."""
+    accuracy = data.get("accuracy") if isinstance(data, dict) else None
+    if not isinstance(accuracy, dict):
+        return json_blocks(data, "language_neutrality.json")
+    blocks: list[Block] = []
+    if isinstance(data.get("metric"), str):
+        blocks.append(Text(f"Metric: {data['metric']}."))
+    raw, centered = _numbers(accuracy.get("raw")) or [], _numbers(accuracy.get("centered")) or []
+    layers = data.get("layers") if isinstance(data.get("layers"), list) else list(range(max(len(raw), len(centered))))
+    rows = []
+    for i, layer in enumerate(layers):
+        r = raw[i] if i < len(raw) else None
+        c = centered[i] if i < len(centered) else None
+        rows.append([layer, r, c, c - r if r is not None and c is not None else None])
+    blocks.append(Table(["layer", "raw", "centred", "centred − raw"], rows,
+                        "Retrieval accuracy by layer, averaged over languages"))
+    per_language = data.get("per_language")
+    if isinstance(per_language, dict) and per_language:
+        lang_rows = []
+        for lang, entry in per_language.items():
+            if not isinstance(entry, dict):
+                continue
+            lang_raw, lang_centered = _numbers(entry.get("raw")) or [], _numbers(entry.get("centered")) or []
+            best = max(range(len(lang_centered)), key=lang_centered.__getitem__) if lang_centered else None
+            lang_rows.append([lang, entry.get("sentences"), lang_raw[-1] if lang_raw else None,
+                              lang_centered[-1] if lang_centered else None,
+                              None if best is None else layers[best] if best < len(layers) else best])
+        blocks.append(Table(["language", "sentences", "raw (last layer)", "centred (last layer)",
+                             "best centred layer"], lang_rows, "Retrieval accuracy per language (xx ↔ en)"))
+    centroids = data.get("centroids_2d")
+    if isinstance(centroids, dict) and centroids:
+        variance = _numbers(data.get("pca_explained_variance"))
+        caption = f"Centroid coordinates (PCA of layer {format_value(data.get('centroid_layer'))}"
+        caption += f"; explained variance {', '.join(f'{v:.2f}' for v in variance)})" if variance else ")"
+        blocks.append(Table(["language", "PC1", "PC2"],
+                            [[lang, *xy] for lang, xy in centroids.items() if isinstance(xy, list) and len(xy) == 2],
+                            caption))
+    return blocks
+
+
 def _neutrality(results: RunResults, multi: bool) -> Section | None:
     blocks: list[Block] = []
     for suite in results.evals:
-        if not suite.analysis_images and suite.neutrality is None:
-            continue
-        if multi:
-            blocks.append(Heading(f"Suite {suite.name}"))
-        captions = {"centroids.png": "Language centroids: mean-pooled sentence representations per language, PCA to 2-D",
-                    "retrieval_by_layer.png": "Tatoeba retrieval accuracy per layer, with and without subtracting "
-                                              "each language's mean vector (Libovický et al. 2019)"}
-        for image in suite.analysis_images:
-            blocks.append(Figure(f"{suite.name}_analysis_{_slug(image.stem)}", image.read_bytes(),
-                                 captions.get(image.name, f"analysis/{image.name}")))
-        if suite.neutrality is not None:
-            blocks += json_blocks(suite.neutrality, "language_neutrality.json")
+        for analysis in suite.analyses:
+            label = " ".join(x for x in (f"suite {suite.name}" if multi else "", analysis.model or "") if x)
+            if label:
+                blocks.append(Heading(label[0].upper() + label[1:]))
+            for image in analysis.images:
+                name = "_".join(x for x in (suite.name, analysis.model, "analysis", _slug(image.stem)) if x)
+                blocks.append(Figure(name, image.read_bytes(), NEUTRALITY_CAPTIONS.get(image.name, f"analysis/{image.name}")))
+            if analysis.neutrality is not None:
+                blocks += neutrality_blocks(analysis.neutrality)
     return Section("Language neutrality", blocks) if blocks else None
 
 

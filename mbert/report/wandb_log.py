@@ -12,7 +12,8 @@ from pathlib import Path
 from ..errors import UserError
 from . import plots
 from .collect import RunResults, collect_run, flatten_numbers
-from .sections import CORPUS_COLUMNS, MIXTURE_COLUMNS, matrix_table
+from .document import Table
+from .sections import CORPUS_COLUMNS, MIXTURE_COLUMNS, matrix_table, neutrality_blocks, neutrality_figures
 from .settings import ReportSettings
 from .tracking import Tracker
 
@@ -93,10 +94,14 @@ def log_run_to_wandb(run_dir: Path, tracker: Tracker, *, results: RunResults | N
             for name in suite.models:
                 tracker.eval_metrics(suite.models[name], source_language=source,
                                      prefix=f"eval/{suite.name}/{name}")
-        for image in suite.analysis_images:
-            tracker.image(f"analysis/{suite.name}/{image.stem}", image)
-        if isinstance(suite.neutrality, dict):
-            tracker.summary({f"analysis/{suite.name}/{k}": v for k, v in flatten_numbers(suite.neutrality).items()})
+        for analysis in suite.analyses:
+            base = "/".join(x for x in ("analysis", suite.name, analysis.model) if x)
+            for image in analysis.images:
+                tracker.image(f"{base}/{image.stem}", image)
+            tracker.summary({f"{base}/{k}": v for k, v in neutrality_figures(analysis.neutrality).items()})
+            for table in neutrality_blocks(analysis.neutrality) if analysis.neutrality is not None else []:
+                if isinstance(table, Table) and table.columns[0] == "layer":
+                    tracker.table(f"{base}/retrieval_by_layer_table", table.columns, table.rows)
     if settings.wandb_artifacts:
         group = results.run_dir.resolve().name
         if (results.run_dir / "vocab").is_dir():

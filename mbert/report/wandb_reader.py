@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 import zlib
 from pathlib import Path
 from typing import Any, Iterator
@@ -67,6 +68,18 @@ def find_run_file(folder: Path) -> Path:
     if not files:
         raise UserError(f"no W&B run file (run-*.wandb) below {folder}; was W&B on (--wandb offline)?")
     return files[-1]
+
+
+def wait_until_finished(path: Path, timeout: float = 30.0) -> Path:
+    """Wait until the run file holds its `exit` record: W&B's service writes the file in the
+    background and may still be flushing it just after `run.finish()` returns."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if Path(path).is_file() and any(r.WhichOneof("record_type") == "exit" for r in read_records(path)):
+            return Path(path)
+        if time.monotonic() > deadline:
+            raise UserError(f"{path} has no exit record after {timeout:.0f}s: the W&B run did not finish")
+        time.sleep(0.2)
 
 
 def _items(items: Any) -> dict[str, Any]:
