@@ -37,6 +37,15 @@ def build_tiny_bert(out: Path, corpus_dir: Path):
     return model, tokenizer
 
 
+@pytest.fixture(autouse=True, scope="module")
+def single_torch_thread():
+    """Tiny models gain nothing from threads, and on a shared 2-core box they lose a lot."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory, data_dir):
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), data_dir / "corpus")

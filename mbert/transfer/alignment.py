@@ -233,21 +233,23 @@ def align_model(model, tokenizer, parallel: list[tuple[Path, Path]], *, steps: i
                 batch_size: int, regularize: bool = True, device: str = "cpu", seed: int = 0,
                 max_pairs: int | None = None, regularization_weight: float = 1.0,
                 layer: int | None = None, word_pooling: str = "mean", max_length: int = 128,
-                tracker=None) -> dict:
+                aligned_pairs: list[AlignedPair] | None = None, tracker=None) -> dict:
     """Fine-tune the model's encoder in place so aligned words of target sentences move toward their
     source translations. Returns {"pairs", "links", "loss_start", "loss_end", "seconds", ...};
-    loss_start/loss_end are the mean total loss over the first/last few steps."""
+    loss_start/loss_end are the mean total loss over the first/last few steps. `aligned_pairs`
+    (from `prepare_aligned_pairs`) reuses an earlier eflomal run instead of reading `parallel`."""
     if steps < 1 or batch_size < 1 or learning_rate <= 0:
         raise UserError(f"alignment needs steps >= 1, batch_size >= 1 and learning_rate > 0 "
                         f"(got {steps}, {batch_size}, {learning_rate})")
     if word_pooling not in ("mean", "first"):
         raise UserError(f"word_pooling must be 'mean' or 'first', not {word_pooling!r}")
-    if not parallel:
+    if not parallel and not aligned_pairs:
         raise UserError("alignment fine-tuning needs at least one (source, target) parallel file pair")
     started = time.perf_counter()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    pairs = prepare_aligned_pairs(tokenizer, parallel, max_pairs=max_pairs, max_length=max_length)
+    pairs = aligned_pairs or prepare_aligned_pairs(tokenizer, parallel, max_pairs=max_pairs,
+                                                   max_length=max_length)
     aligned_seconds = time.perf_counter() - started
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
