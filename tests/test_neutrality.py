@@ -1,0 +1,91 @@
+"""Language-neutrality analysis (mbert.transfer.neutrality): centroid PCA and per-layer retrieval with and
+without centering, on real Tatoeba data with a tiny random BERT."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_retrieval import build_tiny_bert
+
+from mbert.errors import UserError
+from mbert.transfer.neutrality import analyse_language_neutrality, pca_2d
+from mbert.transfer.retrieval import encode_sentences, evaluate_tatoeba, read_tatoeba
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory, data_dir):
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), data_dir / "corpus")
+
+
+def test_analysis_writes_plots_and_consistent_numbers(tiny_bert, data_dir, tmp_path):
+    import matplotlib.image
+
+    model, tokenizer = tiny_bert
+    tatoeba = data_dir / "tatoeba"
+    out = tmp_path / "analysis"
+    result = analyse_language_neutrality(model, tokenizer, tatoeba, ["de", "zh", "ru"], out, max_sentences=80)
+
+    for name in ("centroids.png", "retrieval_by_layer.png"):
+        data = (out / name).read_bytes()
+        assert data.startswith(PNG_MAGIC)
+        image = matplotlib.image.imread(out / name)
+        assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0  # not blank
+    assert json.loads((out / "language_neutrality.json").read_text(encoding="utf-8")) == result
+
+    assert result["layers"] == [0, 1, 2]
+    assert set(result["centroids_2d"]) == {"en", "de", "zh", "ru"}
+    assert set(result["per_language"]) == {"de", "zh", "ru"}
+    for kind in ("raw", "centered"):
+        assert len(result["accuracy"][kind]) == 3
+        assert all(0 <= value <= 100 for value in result["accuracy"][kind])
+    assert result["accuracy"]["raw"] != result["accuracy"]["centered"]
+
+    # the last-layer numbers are exactly what the Tatoeba evaluation gives
+    for center in (False, True):
+        scores = evaluate_tatoeba(model, tokenizer, tatoeba, ["de", "zh", "ru"], max_sentences=80, center=center)
+        kind = "centered" if center else "raw"
+        for lang in scores:
+            assert result["per_language"][lang][kind][-1] == pytest.approx(scores[lang]["mean"])
+        expected = np.mean([scores[lang]["mean"] for lang in scores])
+        assert result["accuracy"][kind][-1] == pytest.approx(expected)
+
+    # the centroid map is the PCA of the real per-language mean vectors
+    centroids = []
+    for lang in ["de", "zh", "ru"]:
+        xx_text, _ = read_tatoeba(tatoeba, lang, 80)
+        centroids.append(encode_sentences(model, tokenizer, xx_text)[2].mean(0))
+    pairwise = np.linalg.norm(centroids[0] - centroids[1])
+    mapped = np.linalg.norm(np.subtract(result["centroids_2d"]["de"], result["centroids_2d"]["zh"]))
+    assert mapped <= pairwise + 1e-5  # a projection never stretches distances
+    assert mapped > 0.5 * pairwise  # and two components carry most of the spread of 4 points
+
+
+def test_pca_recovers_a_line_and_its_distances():
+    direction = np.array([3.0, 4.0, 0.0]) / 5
+    points = np.outer([0.0, 1.0, 3.0], direction) + np.array([1.0, 2.0, 3.0])
+    projected, variance = pca_2d(points)
+    assert variance == pytest.approx([1.0, 0.0], abs=1e-9)
+    assert np.allclose(projected[:, 1], 0, atol=1e-9)
+    assert abs(projected[2, 0] - projected[0, 0]) == pytest.approx(3.0)
+
+
+def test_english_only_or_unknown_language_is_a_user_error(tiny_bert, data_dir, tmp_path):
+    model, tokenizer = tiny_bert
+    with pytest.raises(UserError, match="at least one non-English"):
+        analyse_language_neutrality(model, tokenizer, data_dir / "tatoeba", ["en"], tmp_path / "a")
+    with pytest.raises(UserError, match="available:"):
+        analyse_language_neutrality(model, tokenizer, data_dir / "tatoeba", ["de", "qq"], tmp_path / "b")
+    assert not (tmp_path / "b" / "language_neutrality.json").exists()
