@@ -199,6 +199,7 @@ def test_report_html_is_self_contained_and_complete(built_report, full_run):
     manifest = json.loads((out / "manifest.json").read_text())
     assert page.count("<img ") == manifest["figures"] >= 10
     assert "transfer gap (en − average)</td><td></td><td class=\"num\">15.0" in page  # xnli gap
+    assert "– (no en result)" in page  # tatoeba: retrieval has no source-language score, so no gap
     assert "70.0 ± 2.0" in page and "68.0, 70.0, 72.0" in page  # seed mean ± std and per-seed scores
     for lang in LANGS:
         assert f"<td>{lang}</td>" in page

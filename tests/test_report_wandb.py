@@ -9,6 +9,8 @@ from test_report import LANGS, make_run
 
 from mbert.cli import main
 from mbert.errors import UserError
+from mbert.report.build import build_report
+from mbert.report.settings import ReportSettings
 from mbert.report.tracking import Tracker
 from mbert.report.wandb_reader import (find_run_file, history_rows, load_table, logged_tables, read_records,
                                        summary_values, wait_until_finished)
@@ -65,6 +67,17 @@ def test_curves_images_and_artifacts_are_logged(offline_run):
             "analysis/default/mlm/centroids", "analysis/default/tlm/retrieval_by_layer"} <= images
     artifacts = [r.artifact.type for r in read_records(run_file) if r.WhichOneof("record_type") == "artifact"]
     assert "vocabulary" in artifacts
+
+
+def test_build_report_logs_to_the_tracker_it_is_given(tmp_path, data_dir):
+    """The `mbert run` path: build_report(run, out, settings, tracker) logs the run it reports."""
+    run = make_run(tmp_path, data_dir, stages=("evaluate",))
+    with Tracker(mode="offline", project="mbert-test", stage="report", run_dir=run) as tracker:
+        build_report(run, run / "report", ReportSettings(figure_dpi=50), tracker)
+        run_file_dir = tracker.run_path
+    summary = summary_values(wait_until_finished(find_run_file(run_file_dir)))
+    assert summary["eval/default/pawsx/transfer_gap"] == pytest.approx(9.0)
+    assert summary["eval/default/mlm/tatoeba/target_average"] == pytest.approx(30.0)
 
 
 def test_tracker_off_is_a_no_op(tmp_path):

@@ -17,6 +17,7 @@ class TaskSummary:
     source: str | None          # the source language, if the task has a result for it
     target_average: float | None
     gap: float | None
+    source_language: str = "en"  # the fine-tuning language, whether or not the task scored it
 
     @property
     def languages(self) -> list[str]:
@@ -34,7 +35,8 @@ def summarize_task(task: str, scores: dict[str, Score], source_language: str) ->
     targets = [s.mean for lang, s in scores.items() if lang != source]
     average = sum(targets) / len(targets) if targets else None
     gap = scores[source].mean - average if source is not None and average is not None else None
-    return TaskSummary(task=task, scores=scores, source=source, target_average=average, gap=gap)
+    return TaskSummary(task=task, scores=scores, source=source, target_average=average, gap=gap,
+                       source_language=source_language)
 
 
 def summarize(metrics: Metrics, source_language: str) -> list[TaskSummary]:

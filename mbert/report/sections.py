@@ -201,8 +201,10 @@ def _task_table(summary: TaskSummary) -> Table:
         rows.append([lang, role, score_text(score), score.n_seeds, ", ".join(f"{s:.1f}" for s in score.seeds)])
     rows.append(["average (targets)", "", "–" if summary.target_average is None else f"{summary.target_average:.1f}",
                  "", ""])
-    rows.append([f"transfer gap ({summary.source or 'no source'} − average)", "",
-                 "–" if summary.gap is None else f"{summary.gap:.1f}", "", ""])
+    if summary.gap is not None:
+        rows.append([f"transfer gap ({summary.source} − average)", "", f"{summary.gap:.1f}", "", ""])
+    else:
+        rows.append(["transfer gap", "", f"– (no {summary.source_language} result)", "", ""])
     return Table(["language", "role", "score (mean ± std)", "seeds", "per-seed scores"], rows,
                  f"{summary.task}: zero-shot transfer, scores 0-100",
                  {summary.source or "", "average (targets)"} | {rows[-1][0]})
