@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -36,6 +37,13 @@ def make_mixture(data_dir: Path, out: Path, langs: tuple[str, ...] = LANGS, max_
         for i, doc in enumerate(kit_documents(data_dir, lang, max_docs)):
             rows.append({"lang": lang, "id": f"{lang}-{i}", "title": f"{lang} {i}", "text": doc})
     rows.sort(key=lambda r: (int(r["id"].split("-")[1]), r["lang"]))
+    counts = {lang: sum(r["lang"] == lang for r in rows) for lang in langs}
+    total = sum(counts.values())
+    # what `mbert corpus sample` records; the model card quotes it
+    manifest = {"smoothing": 0.7, "unit": "documents",
+                "languages": {lang: {"p": n / total, "q": round((n / total) ** 0.7, 4)}
+                              for lang, n in counts.items()}}
+    (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     for shard in range(shards):
         part = rows[shard::shards]
         table = pa.table({k: [r[k] for r in part] for k in ("lang", "id", "title", "text")})
@@ -69,3 +77,29 @@ def tiny_settings(**overrides) -> PretrainSettings:
                 tokenize_workers=1, heldout_docs=1, heldout_instances=4, device="cpu")
     base.update(overrides)
     return PretrainSettings(**base)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ddp_worker(rank: int, world: int, port: int, corpus: str, vocab: str, out: str, overrides: dict) -> None:
+    """One process of a gloo group running `pretrain` (for torch.multiprocessing.spawn)."""
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    from mbert.pretrain.train import pretrain
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        pretrain(Path(corpus), Path(vocab), Path(out), tiny_settings(**overrides))
+    finally:
+        dist.destroy_process_group()

@@ -195,7 +195,7 @@ def test_masked_only_head_matches_hf_bert_for_masked_lm(inputs):
 
 # ----------------------------------------------------------------------------- training
 
-def test_run_writes_transformers_model_log_card_and_manifest(finished_run):
+def test_run_writes_transformers_model_log_card_and_manifest(inputs, finished_run):
     from transformers import AutoModelForMaskedLM, AutoTokenizer, BertModel, pipeline
 
     out, result = finished_run
@@ -221,7 +221,9 @@ def test_run_writes_transformers_model_log_card_and_manifest(finished_run):
     predictions = fill(f"The cat is {tokenizer.mask_token} the house.")
     assert len(predictions) == 5 and all("token_str" in p for p in predictions)
     card = (model_dir / "README.md").read_text()
-    assert "2 layers, hidden 64" in card and "| de |" in card and "tokens seen" in card
+    assert "2 layers, hidden 64" in card and "tokens seen" in card
+    q_de = json.loads((inputs[0] / "manifest.json").read_text())["languages"]["de"]["q"]
+    assert "S = 0.7" in card and f"| de | {q_de:.4f} |" in card
 
 
 class InterruptAt:
@@ -312,3 +314,83 @@ def test_cli_pretrain_and_errors(inputs, tmp_path, capsys):
                  str(tmp_path / "x"), "--wandb", "off"])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "does not exist" in err
+
+
+def test_two_gloo_processes_match_one_process(inputs, tmp_path):
+    import torch.multiprocessing as mp
+    from helpers_pretrain import ddp_worker, free_port
+
+    corpus, vocab = inputs
+    # dropout off: its random draws are per process by design; everything else must agree
+    overrides = dict(steps=3, dropout=0.0, eval_every=3, checkpoint_every=3, grad_accum=2)
+    single = tmp_path / "single"
+    pretrain(corpus, vocab, single, tiny_settings(**overrides))
+    double = tmp_path / "double"
+    mp.spawn(ddp_worker, args=(2, free_port(), str(corpus), str(vocab), str(double), overrides),
+             nprocs=2, join=True)
+    assert is_complete(double)
+    one, two = read_log(single), read_log(double)
+    assert [r["step"] for r in two] == [1, 2, 3]
+    for a, b in zip(one, two):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-4)
+        assert b["tokens_seen"] == a["tokens_seen"]
+    manifest = json.loads((double / "manifest.json").read_text())
+    assert "world_size = 2" in (double / "resolved_config.toml").read_text()
+    assert manifest["tokens_seen"] == json.loads((single / "manifest.json").read_text())["tokens_seen"]
+
+
+def test_nsp_run_reports_nsp_and_saves_pretraining_heads(inputs, tmp_path):
+    from transformers import AutoModelForMaskedLM, BertForPreTraining
+
+    corpus, vocab = inputs
+    out = tmp_path / "nsp"
+    pretrain(corpus, vocab, out, tiny_settings(nsp=True, steps=2, eval_every=2))
+    log = read_log(out)
+    assert all("nsp_loss" in r and 0 <= r["nsp_accuracy"] <= 1 for r in log)
+    assert BertForPreTraining.from_pretrained(out / "model").config.architectures == ["BertForPreTraining"]
+    AutoModelForMaskedLM.from_pretrained(out / "model")
+
+
+def test_tlm_mix_with_language_embeddings(data_dir, inputs, tmp_path):
+    from transformers import AutoModelForMaskedLM
+
+    corpus, vocab = inputs
+    tatoeba = data_dir / "tatoeba"
+    pair = {"src": tatoeba / "tatoeba.deu-eng.deu", "tgt": tatoeba / "tatoeba.deu-eng.eng",
+            "src_lang": "de", "tgt_lang": "en"}
+    from mbert.config import build
+    from mbert.pretrain.settings import PretrainSettings, TlmPair
+
+    settings = tiny_settings(tlm=[build(TlmPair, pair)], tlm_ratio=0.5, language_embeddings=True,
+                             steps=4, eval_every=4)
+    out = tmp_path / "tlm"
+    result = pretrain(corpus, vocab, out, settings)
+    objectives = {r["objective"] for r in read_log(out)}
+    assert objectives == {"mlm", "tlm"} and result["instances"]["tlm"] == 1000
+    model = AutoModelForMaskedLM.from_pretrained(out / "model")
+    assert model.config.type_vocab_size == 3 == len(model.config.pretraining_languages)
+    assert "TLM on de-en" in (out / "model" / "README.md").read_text()
+    with pytest.raises(Exception, match="nsp"):
+        build(PretrainSettings, {"language_embeddings": True, "nsp": True})
+
+
+def test_parallel_tokenization_gives_the_same_store(inputs, tmp_path):
+    corpus, vocab = inputs
+    tokenizer = load_tokenizer(vocab)
+    one = build_token_store(find_shards(corpus), vocab, tokenizer, tmp_path / "one", "fp", workers=1)
+    two = build_token_store(find_shards(corpus), vocab, tokenizer, tmp_path / "two", "fp", workers=2)
+    for name in ("tokens", "sentence_offsets", "doc_offsets", "doc_lang", "doc_key"):
+        assert np.array_equal(getattr(one, name), getattr(two, name)), name
+    assert one.info == two.info
+
+
+def test_bench_pretrain_json(capsys):
+    from mbert.cli import main
+
+    code = main(["bench", "pretrain", "--model", "tiny", "--vocab-size", "8000", "--seq-len", "32",
+                 "--batch-size", "4", "--steps", "1", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["device"] == "cpu"
+    assert result["ours_tokens_per_s"] > 0 and result["hf_tokens_per_s"] > 0
+    assert result["ratio"] == pytest.approx(result["ours_tokens_per_s"] / result["hf_tokens_per_s"])

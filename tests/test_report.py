@@ -26,7 +26,7 @@ from mbert.report.scores import summarize
 from mbert.report.settings import ReportSettings
 
 LANGS = ["en", "de", "fr", "is", "ja"]
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")  # Debian's package
 CHROMIUM_INSTALL = "apt-get install -y chromium"
 
 # zero-shot scores (0-100): xnli en 80 / targets avg 65 -> gap 15; tatoeba has no English result
@@ -220,21 +220,31 @@ def test_report_markdown_references_saved_figures(built_report):
     assert "## Language neutrality" in markdown and (out / "resolved_config.toml").is_file()
 
 
-def test_report_renders_in_headless_chromium_with_every_image_loaded(built_report, tmp_path):
+def images_loaded_in_chromium(page: Path, profile: Path) -> tuple[int, int]:
+    """(decoded, total) images of `page` as headless Chromium reports them through the report's
+    own load check (`#image-check`)."""
     if not CHROMIUM.is_file():
         pytest.fail(f"headless Chromium is needed to check the HTML report and {CHROMIUM} is missing: "
                     f"install Debian's package as root with `{CHROMIUM_INSTALL}`")
     command = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-               f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=10000",
-               "--dump-dom", built_report.resolve().as_uri()]
+               f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom", page.resolve().as_uri()]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     check = re.search(r'id="image-check"[^>]*data-loaded="(\d+)" data-total="(\d+)"', result.stdout)
     assert check, "the report's load check did not run in Chromium:\n" + result.stdout[-1000:]
-    loaded, total = int(check.group(1)), int(check.group(2))
+    return int(check.group(1)), int(check.group(2))
+
+
+def test_report_renders_in_headless_chromium_with_every_image_loaded(built_report, tmp_path):
     expected = json.loads((built_report.parent / "manifest.json").read_text())["figures"]
-    assert total == expected and loaded == total, f"{loaded} of {total} images loaded"
+    assert images_loaded_in_chromium(built_report, tmp_path / "profile") == (expected, expected)
+    # the check does see a broken image: corrupt one data URI in a copy
+    page = built_report.read_text(encoding="utf-8")
+    start = page.index("data:image/png;base64,") + len("data:image/png;base64,")
+    broken = tmp_path / "broken.html"
+    broken.write_text(page[:start] + "AAAA" + page[page.index('"', start):], encoding="utf-8")
+    assert images_loaded_in_chromium(broken, tmp_path / "profile") == (expected - 1, expected)
 
 
 def test_partial_run_reports_only_present_stages(tmp_path, data_dir):
@@ -253,9 +263,10 @@ def test_user_errors_are_one_line_and_leave_nothing(tmp_path, data_dir, capsys):
         build_report(tmp_path / "empty")
     assert not (tmp_path / "empty" / "report").exists()
     run = make_run(tmp_path, data_dir, stages=("corpus",))
-    write(tmp_path / "busy" / "notes.txt", "mine")
+    write(tmp_path / "busy" / ".notes", "mine")
     with pytest.raises(UserError, match="holds other files"):
         build_report(run, tmp_path / "busy")
+    assert (tmp_path / "busy" / ".notes").read_text() == "mine"
     assert main(["report", str(tmp_path / "missing"), "--wandb", "off"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("mbert: error: run folder") and "\n" not in err

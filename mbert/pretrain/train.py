@@ -210,14 +210,16 @@ class Trainer:
         it; None (the Python API default, used by `mbert run`): continue an unfinished run with the
         same settings, otherwise replace it."""
         found = checkpoint_dirs(self.ckpt_root)
-        earlier = is_complete(self.out) or bool(found) or self.log_path.exists()
+        complete = is_complete(self.out)
+        earlier = complete or bool(found) or self.log_path.exists()
+        self.dist.barrier()  # every process has looked before the first one changes anything
         if not earlier:
             return
         if self.resume is False:
             raise UserError(f"{self.out} already holds a pretraining run; pass --resume to continue "
                             f"it, or choose another --out")
         if self.resume is None:
-            same = bool(found) and not is_complete(self.out) and json.loads(
+            same = bool(found) and not complete and json.loads(
                 (found[-1][1] / "meta.json").read_text(encoding="utf-8")).get("settings") == self.settings_hash
             if same:
                 self.resume = True
@@ -230,12 +232,11 @@ class Trainer:
                     shutil.rmtree(self.out / name, ignore_errors=True)
                 self.log_path.unlink(missing_ok=True)
             self.dist.barrier()
-        elif is_complete(self.out):
+        elif complete:
             done = json.loads((self.out / "manifest.json").read_text(encoding="utf-8")).get("steps", 0)
             if done >= self.s.steps:
                 raise UserError(f"{self.out} already holds a finished run of {done} steps; raise "
                                 f"--steps to train further or choose another --out")
-            self.dist.barrier()
             if self.dist.main:
                 (self.out / "manifest.json").unlink()  # training on: the run is no longer complete
 

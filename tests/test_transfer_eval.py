@@ -1,0 +1,322 @@
+"""Fine-tuning, scoring against XTREME's published scoring logic, and the evaluation runner/CLI.
+
+A tiny BERT (WordPiece vocab trained on kit corpus files, 2 layers, random weights) is built once
+per session; every fine-tuning uses at most a few hundred examples and one epoch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from mbert.cli import main
+from mbert.config import build
+from mbert.errors import UserError
+from mbert.transfer.checkpoints import Checkpoint, check_checkpoint
+from mbert.transfer.evaluate import evaluate, is_complete
+from mbert.transfer.finetune import IGNORE, encode_tagged, fine_tune, to_labels
+from mbert.transfer.predictions import write_xtreme
+from mbert.transfer.readers import TaggedSentence, read_conllu, read_pairs, read_xtreme_tags
+from mbert.transfer.scoring import aggregate, entity_f1, label_accuracy, token_accuracy
+from mbert.transfer.settings import EvaluateSettings
+from mbert.transfer.suite import Suite
+from mbert.transfer.tasks import load_task
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+def _tiny_checkpoint(folder: Path, corpus: list[Path], vocab_size: int) -> Path:
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizer
+
+    folder.mkdir(parents=True)
+    wordpiece = BertWordPieceTokenizer(lowercase=False, strip_accents=False, handle_chinese_chars=True)
+    wordpiece.train([str(p) for p in corpus], vocab_size=vocab_size, min_frequency=2, show_progress=False)
+    wordpiece.save_model(str(folder))
+    tokenizer = BertTokenizer(vocab=str(folder / "vocab.txt"), do_lower_case=False)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertForMaskedLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, data_dir) -> Path:
+    corpus = [data_dir / "corpus" / f"{lang}.txt" for lang in ("en", "de", "fr", "es", "zh")]
+    return _tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", corpus, 1500)
+
+
+def _write_suite(path: Path, body: str) -> Path:
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def _mini_suite(tmp_path: Path, data_dir: Path, seeds: str = "[1, 2]") -> Path:
+    return _write_suite(tmp_path / "mini.toml", f"""
+data = "{data_dir}"
+seeds = {seeds}
+epochs = 1
+learning_rate = 5e-4
+batch_size = 16
+max_length = 64
+
+[tasks.udpos]
+kind = "pos"
+train = "udpos_xtreme/dev-en.tsv"
+dev = "ud/en_lines-ud-train.conllu"
+test = "ud/pud/{{lang}}_pud-ud-test.conllu"
+languages = ["en", "de"]
+max_train_examples = 120
+max_dev_examples = 30
+max_eval_examples = 30
+
+[tasks.panx]
+kind = "ner"
+train = "panx/train-en.tsv.xz"
+test = "panx/dev-{{lang}}.tsv"
+languages = ["en", "de", "yo"]
+max_train_examples = 120
+max_dev_examples = 30
+max_eval_examples = 40
+
+[tasks.xnli]
+kind = "pair"
+split_by_index = true
+test = "xnli/dev-{{lang}}.tsv"
+languages = ["en", "de"]
+max_train_examples = 120
+max_dev_examples = 30
+max_eval_examples = 40
+""")
+
+
+# ----------------------------------------------------------------------------- XTREME's scoring, reimplemented
+# From google-research/xtreme evaluate.py: read_tag / read_label, seqeval f1 and accuracy in percent.
+
+def xtreme_read_tag(path: Path) -> list[list[str]]:
+    labels, example = [], []
+    with open(path) as handle:
+        for line in handle:
+            line = line.strip()
+            if line:
+                example.append(line)
+            else:
+                labels.append(example)
+                example = []
+    if example:
+        labels.append(example)
+    return labels
+
+
+def xtreme_read_label(path: Path) -> list[str]:
+    with open(path) as handle:
+        return [line.strip() for line in handle]
+
+
+def xtreme_f1(labels, predictions) -> float:
+    from seqeval.metrics import f1_score
+    return f1_score(labels, predictions) * 100
+
+
+def xtreme_accuracy(labels, predictions) -> float:
+    return sum(int(p == l) for p, l in zip(predictions, labels)) / len(predictions) * 100
+
+
+def test_scores_match_xtreme_on_known_answers(tmp_path):
+    gold = [["B-PER", "I-PER", "O", "B-LOC"], ["O", "B-ORG", "I-ORG"]]
+    predicted = [["B-PER", "I-PER", "O", "O"], ["O", "B-ORG", "O"]]
+    # entities: gold PER, LOC, ORG(2 words); predicted PER (right), ORG(1 word, wrong span)
+    # precision 1/2, recall 1/3 -> F1 = 2 * (1/2 * 1/3) / (1/2 + 1/3) = 40%
+    assert entity_f1(gold, predicted) == pytest.approx(40.0)
+    for name, values in [("pred", predicted), ("gold", gold)]:
+        write_xtreme(tmp_path / name, "panx", "xx", values, token_task=True)
+    assert xtreme_f1(xtreme_read_tag(tmp_path / "gold/panx/test-xx.tsv"),
+                     xtreme_read_tag(tmp_path / "pred/panx/test-xx.tsv")) == pytest.approx(40.0)
+    assert token_accuracy(gold, predicted) == pytest.approx(100 * 5 / 7)
+    labels, guesses = ["entailment", "neutral", "neutral", "contradiction"], ["entailment", "neutral", "x", "x"]
+    write_xtreme(tmp_path / "pred", "xnli", "xx", guesses, token_task=False)
+    write_xtreme(tmp_path / "gold", "xnli", "xx", labels, token_task=False)
+    assert label_accuracy(labels, guesses) == 50.0 == xtreme_accuracy(
+        xtreme_read_label(tmp_path / "gold/xnli/test-xx.tsv"), xtreme_read_label(tmp_path / "pred/xnli/test-xx.tsv"))
+    assert aggregate([50.0, 60.0, 70.0]) == {"mean": 60.0, "std": 10.0, "seeds": [50.0, 60.0, 70.0]}
+    assert aggregate([42.0]) == {"mean": 42.0, "std": 0.0, "seeds": [42.0]}
+
+
+# ----------------------------------------------------------------------------- encoding / fine-tuning
+
+def test_labels_on_first_subtoken_only(tiny_model, data_dir):
+    tokenizer = check_checkpoint(Checkpoint("tiny", tiny_model))
+    sentences = read_conllu(data_dir / "ud/pud/de_pud-ud-test.conllu")[:20]
+    tags = sorted({t for s in sentences for t in s.tags})
+    label2id = {t: i for i, t in enumerate(tags)}
+    encoded = encode_tagged(tokenizer, sentences, label2id, max_length=512)
+    split_words = 0
+    for sentence, item in zip(sentences, encoded):
+        pieces = [tokenizer(w, add_special_tokens=False)["input_ids"] or [tokenizer.unk_token_id]
+                  for w in sentence.words]
+        assert item.input_ids == [tokenizer.cls_token_id] + [i for p in pieces for i in p] + [tokenizer.sep_token_id]
+        starts = [1 + sum(len(p) for p in pieces[:k]) for k in range(len(pieces))]
+        assert item.first_positions == starts
+        assert [item.labels[pos] for pos in starts] == [label2id[t] for t in sentence.tags]
+        assert sum(label != IGNORE for label in item.labels) == len(sentence.words)
+        split_words += sum(len(p) > 1 for p in pieces)
+    assert split_words > 50  # the tiny vocabulary splits many German words: the case under test
+    # truncation keeps whole words only; cut-off words are predicted as the fallback label
+    short = encode_tagged(tokenizer, sentences[:1], label2id, max_length=8)[0]
+    assert len(short.input_ids) <= 8 and 0 < len(short.first_positions) < len(sentences[0].words)
+
+
+def test_frozen_parameters_stay_bit_identical(tiny_model, data_dir, tmp_path):
+    from transformers import BertModel
+
+    suite = build(Suite, {"data": str(data_dir), "freeze_embeddings": True, "freeze_layers": 1, "epochs": 1,
+                          "learning_rate": 1e-3, "batch_size": 16, "max_length": 64,
+                          "tasks": {"pos": {"kind": "pos", "train": "udpos_xtreme/dev-en.tsv",
+                                            "dev": "udpos_xtreme/dev-en.tsv",
+                                            "test": "ud/pud/{lang}_pud-ud-test.conllu", "languages": ["en"],
+                                            "max_train_examples": 64, "max_dev_examples": 16}}},
+                  base_dir=tmp_path)
+    task = load_task(suite, "pos", suite.tasks["pos"])
+    tokenizer = check_checkpoint(Checkpoint("tiny", tiny_model))
+    tuned = fine_tune(tiny_model, task, tokenizer, suite.hyper(suite.tasks["pos"]), seed=3, device="cpu",
+                      fallback="NOUN")
+    before = BertModel.from_pretrained(tiny_model, add_pooling_layer=False).state_dict()
+    after = {name.removeprefix("bert."): value for name, value in tuned.model.state_dict().items()}
+    frozen = [n for n in before if n.startswith(("embeddings.", "encoder.layer.0."))]
+    moving = [n for n in before if n.startswith("encoder.layer.1.")]
+    assert frozen and moving and len(tuned.frozen) == len(frozen)
+    assert all(torch.equal(before[n], after[n]) for n in frozen)
+    assert all(not torch.equal(before[n], after[n]) for n in moving if n.endswith("weight"))
+    assert tuned.best_epoch == 1 and len(tuned.dev_scores) == 1
+
+
+# ----------------------------------------------------------------------------- the runner
+
+def test_evaluate_writes_xtreme_layout_and_metrics(tiny_model, data_dir, tmp_path):
+    out = tmp_path / "eval"
+    result = evaluate(tiny_model, _mini_suite(tmp_path, data_dir), out,
+                      EvaluateSettings(suite=tmp_path / "mini.toml"))
+    assert is_complete(out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics == result["metrics"]
+    assert list(metrics) == ["udpos", "panx", "xnli"]
+    assert list(metrics["panx"]) == ["en", "de", "yo"]
+    for languages in metrics.values():
+        for entry in languages.values():
+            assert set(entry) == {"mean", "std", "seeds"} and len(entry["seeds"]) == 2
+            assert all(0.0 <= s <= 100.0 for s in entry["seeds"])
+            assert entry == aggregate(entry["seeds"])
+
+    # XTREME's own scoring over our prediction files gives our numbers (first seed's predictions)
+    for lang in ("en", "de", "yo"):
+        gold = xtreme_read_tag(out / f"labels/panx/test-{lang}.tsv")
+        assert gold == [list(s.tags) for s in read_xtreme_tags(data_dir / f"panx/dev-{lang}.tsv")[:40]]
+        predicted = xtreme_read_tag(out / f"predictions/panx/test-{lang}.tsv")
+        assert [len(s) for s in predicted] == [len(s) for s in gold]
+        assert xtreme_f1(gold, predicted) == pytest.approx(metrics["panx"][lang]["seeds"][0], abs=1e-3)
+    for lang in ("en", "de"):
+        gold = xtreme_read_label(out / f"labels/xnli/test-{lang}.tsv")
+        assert gold == [p.label for p in read_pairs(data_dir / f"xnli/dev-{lang}.tsv")[1494:1534]]
+        predicted = xtreme_read_label(out / f"predictions/xnli/test-{lang}.tsv")
+        assert xtreme_accuracy(gold, predicted) == pytest.approx(metrics["xnli"][lang]["seeds"][0], abs=1e-3)
+        tags_gold = xtreme_read_tag(out / f"labels/udpos/test-{lang}.tsv")
+        tags_predicted = xtreme_read_tag(out / f"predictions/udpos/test-{lang}.tsv")
+        flat = [(g, p) for gs, ps in zip(tags_gold, tags_predicted) for g, p in zip(gs, ps)]
+        assert 100 * sum(g == p for g, p in flat) / len(flat) == pytest.approx(
+            metrics["udpos"][lang]["seeds"][0], abs=1e-3)
+
+    summary = (out / "summary.md").read_text()
+    for heading in ("## udpos", "## panx", "## xnli", "target average", "transfer gap", "en *(source)*", "| yo |"):
+        assert heading in summary
+    gap = result["summary"]["tiny"]["panx"]
+    assert gap["gap"] == pytest.approx(metrics["panx"]["en"]["mean"]
+                                       - (metrics["panx"]["de"]["mean"] + metrics["panx"]["yo"]["mean"]) / 2, abs=1e-3)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["seeds"] == [1, 2]
+    assert set(manifest["details"]["udpos"]) == {"1", "2"}
+    assert (out / "resolved_config.toml").is_file()
+    assert not list(tmp_path.glob(".eval.*"))  # no staging folder left behind
+
+
+def test_compare_models_with_random_init_and_retrieval(tiny_model, data_dir, tmp_path):
+    pretrain_dir = tmp_path / "pretrain"  # a pretrain output folder: the checkpoint sits in model/
+    shutil.copytree(tiny_model, pretrain_dir / "model")
+    suite = _write_suite(tmp_path / "cmp.toml", f"""
+data = "{data_dir}"
+seeds = [1]
+epochs = 1
+random_init = true
+max_length = 64
+[tasks.xnli]
+kind = "pair"
+split_by_index = true
+test = "xnli/dev-{{lang}}.tsv"
+languages = ["en", "fr"]
+max_train_examples = 48
+max_dev_examples = 16
+max_eval_examples = 16
+[tasks.tatoeba]
+kind = "tatoeba"
+folder = "tatoeba"
+languages = ["de", "fr"]
+max_eval_examples = 20
+""")
+    out = tmp_path / "out"
+    result = evaluate({"mlm": tiny_model, "mlm+tlm": pretrain_dir}, suite, out, EvaluateSettings(suite=suite))
+    assert list(result["models"]) == ["mlm", "mlm+tlm", "random-init"]
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert json.loads((out / "metrics.json").read_text()) == comparison["mlm"]
+    for name in comparison:
+        assert json.loads((out / "models" / name / "metrics.json").read_text()) == comparison[name]
+        assert (out / "models" / name / "predictions/xnli/test-fr.tsv").is_file()
+        assert set(comparison[name]["tatoeba"]) == {"de", "fr"}
+    # same weights, same seed: identical results; fresh weights give other retrieval scores
+    assert comparison["mlm"] == comparison["mlm+tlm"]
+    assert comparison["random-init"]["tatoeba"] != comparison["mlm"]["tatoeba"]
+    assert "| language | mlm | mlm+tlm | random-init |" in (out / "summary.md").read_text()
+
+
+# ----------------------------------------------------------------------------- bad input, CLI
+
+def test_cli_reports_bad_input_in_one_line(tiny_model, data_dir, tmp_path, capsys):
+    suite = _mini_suite(tmp_path, data_dir)
+    text = suite.read_text().replace('languages = ["en", "de", "yo"]', 'languages = ["en", "xx"]')
+    bad_suite = _write_suite(tmp_path / "bad.toml", text)
+    out = tmp_path / "out"
+    code = main(["evaluate", "--model", str(tiny_model), "--suite", str(bad_suite), "--out", str(out),
+                 "--wandb", "off", "--quiet"])
+    error = capsys.readouterr().err
+    assert code == 1 and "panx" in error and "dev-xx.tsv" in error and "Traceback" not in error
+    assert not out.exists()
+
+    # a tokenizer that belongs to another model
+    other = _tiny_checkpoint(tmp_path / "other", [data_dir / "corpus/ja.txt"], 400)
+    mixed = tmp_path / "mixed"
+    shutil.copytree(tiny_model, mixed)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(other / name, mixed / name)
+    code = main(["evaluate", "--model", f"bad={mixed}", "--suite", str(suite), "--out", str(out), "--wandb", "off"])
+    error = capsys.readouterr().err
+    sizes = [json.loads((mixed / "config.json").read_text())["vocab_size"],
+             len((other / "vocab.txt").read_text(encoding="utf-8").split("\n")) - 1]
+    assert sizes[0] != sizes[1]
+    assert code == 1 and f"vocab_size {sizes[0]}" in error and f"{sizes[1]} tokens" in error
+    with pytest.raises(UserError, match="holds no config.json"):
+        evaluate(tmp_path, suite, out)
+
+    code = main(["evaluate", "--model", str(tiny_model), "--suite", str(suite), "--out", str(out),
+                 "--tasks", "nope", "--wandb", "off"])
+    assert code == 2 and "not in the suite" in capsys.readouterr().err
+
+
+def test_truncated_words_get_the_fallback_label():
+    from mbert.transfer.tasks import TaskData
+
+    task = TaskData("t", "ner", "en", ["B-PER", "O"], [], [], {})
+    sentence = TaggedSentence(("a", "b", "c"), ("O", "O", "B-PER"))
+    assert to_labels(task, [sentence], [[0]], "O") == [["B-PER", "O", "O"]]
