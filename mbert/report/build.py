@@ -40,7 +40,7 @@ def _check_out_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"report folder {out} is a file; pass a folder with --out")
     if out.is_dir():
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in REPORT_OUTPUTS and not p.name.startswith("."))
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in REPORT_OUTPUTS)
         if foreign:
             raise UserError(f"report folder {out} holds other files ({', '.join(foreign[:3])}); the report "
                             f"replaces its folder, so pass an empty or new folder with --out")

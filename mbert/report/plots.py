@@ -39,7 +39,7 @@ def curve_groups(keys: Sequence[str]) -> dict[str, list[str]]:
     return groups
 
 
-def _subsample(rows: list[dict[str, float]], max_points: int) -> list[dict[str, float]]:
+def subsample(rows: list[dict[str, float]], max_points: int) -> list[dict[str, float]]:
     if len(rows) <= max_points:
         return rows
     stride = math.ceil(len(rows) / max_points)
@@ -64,7 +64,7 @@ def training_curves(logs: Sequence[TrainLog], *, max_points: int = 2000, dpi: in
     for index, (group, members) in enumerate(groups.items()):
         ax = fig.add_subplot(nrows, ncols, index + 1)
         for log_index, log in enumerate(logs):
-            rows = _subsample(log.records, max_points)
+            rows = subsample(log.records, max_points)
             for key in members:
                 points = [(row.get(next((s for s in STEP_KEYS if s in row), ""), float(i)), row[key])
                           for i, row in enumerate(rows) if key in row]

@@ -31,7 +31,7 @@ def _log_training(tracker: Tracker, results: RunResults, settings: ReportSetting
     multi = len(results.pretrain) > 1
     for log in results.pretrain:
         prefix = f"pretrain/{log.name}/" if multi else "pretrain/"
-        rows = plots._subsample(log.records, settings.max_curve_points)
+        rows = plots.subsample(log.records, settings.max_curve_points)
         for index, row in enumerate(rows):
             step = row.get("step", row.get("global_step", float(index)))
             by_step.setdefault(step, {}).update({prefix + k: v for k, v in row.items() if k not in plots.STEP_KEYS})
