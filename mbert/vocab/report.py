@@ -28,6 +28,7 @@ from .texts import TextSource, read_languages
 CHAR_UNIT_LANGUAGES = {"zh", "ja", "th", "cmn", "jpn", "tha", "yue", "wuu", "lzh", "zh-yue", "zh-classical",
                        "zh-min-nan"}
 WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+")
+UNUSED = regex.compile(r"\[unused\d+\]")  # placeholder entries of Google's BERT vocabularies
 ENCODE_BATCH = 256
 MISSING_CHARS_SHOWN = 10
 
@@ -140,7 +141,7 @@ def char_coverage(backend, unk_id: int | None, lines: list[str]) -> tuple[float,
 def script_shares(vocab: dict[str, int], special: set[str]) -> dict[str, dict]:
     counts: Counter[str] = Counter()
     for entry in vocab:
-        if entry in special:
+        if entry in special or UNUSED.fullmatch(entry):
             continue
         bare = entry[2:] if entry.startswith("##") and len(entry) > 2 else entry.lstrip("▁") or entry
         counts[entry_script(bare)] += 1

@@ -41,7 +41,7 @@ def train_sentencepiece(sentences: Iterator[str], *, size: int, model_type: str,
             pad_piece=PAD, unk_piece=UNK, bos_piece=CLS, eos_piece=SEP, user_defined_symbols=[MASK],
             input_sentence_size=max_sentences, shuffle_input_sentence=True,
             hard_vocab_limit=False,  # a small corpus yields a smaller vocabulary instead of an error
-            num_threads=os.cpu_count() or 1, minloglevel=0 if verbose else 2)
+            num_threads=os.cpu_count() or 1, minloglevel=1 if verbose else 2)  # 0 logs every EM step
     except RuntimeError as exc:
         message = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
         needed = re.search(r"smaller than required_chars\. \d+ vs (\d+)", message)

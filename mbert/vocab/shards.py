@@ -44,6 +44,7 @@ class ReadStats:
     lines: int = 0
     chars: int = 0
     bytes: int = 0
+    read_seconds: float | None = None  # set by the trainer once the whole corpus was read
 
 
 def find_corpus(root: Path) -> CorpusFolder:

@@ -70,6 +70,8 @@ def train_vocab(corpus_dir: Path, out_dir: Path, settings: VocabSettings, tracke
             "bytes_read": stats.bytes,
             "seconds": round(seconds, 2),
             "mb_per_s": round(stats.bytes / 1e6 / seconds, 3) if seconds > 0 else None,
+            # reading and counting only (the part that grows with the corpus; merges do not)
+            "read_seconds": round(stats.read_seconds or 0.0, 2),
             "mbert_version": __version__,
             "complete": True,
         }
@@ -113,6 +115,7 @@ def _train(folder: CorpusFolder, settings: VocabSettings, stats: ReadStats, stag
             (stage / SPM_MODEL_FILE).write_bytes(model)
             tokenizer = to_fast_tokenizer(model)
     source.raise_if_failed()
+    stats.read_seconds = source.read_seconds
     return tokenizer
 
 
@@ -125,6 +128,8 @@ class _GuardedBatches:
         self._stats = stats
         self._progress = progress
         self._seen_docs = 0
+        self._started = time.perf_counter()
+        self.read_seconds: float | None = None  # until the trainer had read the whole corpus
         self.error: BaseException | None = None
 
     def __iter__(self) -> Iterator[list[str]]:
@@ -135,6 +140,10 @@ class _GuardedBatches:
                 yield lines
         except (UserError, KeyboardInterrupt) as exc:
             self.error = exc
+        self.read_seconds = time.perf_counter() - self._started
+        if self.error is None and self._stats.bytes:
+            info(f"vocab: read {self._stats.bytes / 1e6:,.1f} MB in {self.read_seconds:,.1f}s; "
+                 "computing the vocabulary (the longest part for large sizes)")
 
     def sentences(self) -> Iterator[str]:
         for lines in self:
