@@ -174,13 +174,15 @@ def test_train_log_keys_are_grouped_into_panels():
     assert groups == {"loss": ["loss"], "heldout_loss": ["heldout_loss/en", "heldout_loss/de"], "lr": ["lr"]}
 
 
-def test_torn_last_line_of_a_running_training_is_ignored(tmp_path, data_dir):
+def test_output_still_being_written_is_read_safely(tmp_path, data_dir):
     run = make_run(tmp_path, data_dir, stages=("pretrain",))
     with (run / "pretrain/train_log.jsonl").open("a") as handle:
         handle.write('{"step": 21, "loss": 4.')
     (run / "pretrain/manifest.json").unlink()
+    write(run / "eval" / ".default.x1y2.partial" / "metrics.json", json.dumps(METRICS))  # evaluate still running
     results = collect_run(run)
     assert len(results.pretrain[0].records) == 20 and results.stages[0].complete is False
+    assert [s.stage for s in results.stages] == ["pretrain"]
 
 
 # ----------------------------------------------------------------------------- the report files

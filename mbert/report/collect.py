@@ -195,14 +195,18 @@ def _read_suite(folder: Path) -> EvalSuite | None:
 def _read_analyses(analysis: Path) -> list[Analysis]:
     preferred = {"centroids.png": 0, "retrieval_by_layer.png": 1}
     found = []
-    folders = [(None, analysis)] + [(p.name, p) for p in sorted(analysis.glob("*")) if p.is_dir()] \
-        if analysis.is_dir() else []
+    folders = [(None, analysis)] + [(p.name, p) for p in subfolders(analysis)] if analysis.is_dir() else []
     for model, folder in folders:
         images = sorted(folder.glob("*.png"), key=lambda p: (preferred.get(p.name, 2), p.name))
         neutrality = _json_if(folder / "language_neutrality.json")
         if images or neutrality is not None:
             found.append(Analysis(model, folder, images, neutrality))
     return found
+
+
+def subfolders(folder: Path) -> list[Path]:
+    """Visible sub-folders, sorted: hidden ones are a stage's staging folders (`.name.*.partial`)."""
+    return sorted(p for p in folder.glob("*") if p.is_dir() and not p.name.startswith(".")) if folder.is_dir() else []
 
 
 def _config_files(run: Path) -> dict[str, Path]:
@@ -212,9 +216,9 @@ def _config_files(run: Path) -> dict[str, Path]:
                   ("vocab", run / "vocab" / "resolved_config.toml"),
                   ("vocab report", run / "vocab" / "report" / "resolved_config.toml"),
                   ("pretrain", run / "pretrain" / "resolved_config.toml")]
-    candidates += [(f"pretrain {p.parent.name}", p) for p in sorted((run / "pretrain").glob("*/resolved_config.toml"))
-                   if p.parent.name not in ("model", "checkpoints")]
-    candidates += [(f"evaluate {p.parent.name}", p) for p in sorted((run / "eval").glob("*/resolved_config.toml"))]
+    candidates += [(f"pretrain {p.name}", p / "resolved_config.toml") for p in subfolders(run / "pretrain")
+                   if p.name not in ("model", "checkpoints")]
+    candidates += [(f"evaluate {p.name}", p / "resolved_config.toml") for p in subfolders(run / "eval")]
     return {label: path for label, path in candidates if path.is_file()}
 
 
@@ -250,8 +254,8 @@ def collect_run(run_dir: Path) -> RunResults:
         status(StageStatus("vocab", vocab, _complete(vocab)))
 
     pretrain = run / "pretrain"
-    logs = [("model", pretrain)] + [(p.name, p) for p in sorted(pretrain.glob("*")) if p.is_dir()
-                                     and p.name not in ("model", "checkpoints")]
+    logs = [("model", pretrain)] + [(p.name, p) for p in subfolders(pretrain)
+                                     if p.name not in ("model", "checkpoints")]
     for name, folder in logs:
         log_path = folder / "train_log.jsonl"
         manifest = _json_if(folder / "manifest.json")
@@ -260,8 +264,8 @@ def collect_run(run_dir: Path) -> RunResults:
             results.pretrain.append(TrainLog(name, folder, records, manifest if isinstance(manifest, dict) else None))
             status(StageStatus("pretrain" if folder == pretrain else f"pretrain {name}", folder, _complete(folder)))
 
-    for folder in sorted((run / "eval").glob("*")):
-        suite = _read_suite(folder) if folder.is_dir() else None
+    for folder in subfolders(run / "eval"):
+        suite = _read_suite(folder)
         if suite is not None:
             results.evals.append(suite)
             status(StageStatus(f"evaluate {suite.name}", folder, _complete(folder)))
