@@ -45,6 +45,7 @@ class Segmenter:
         """Sentences of one paragraph (no newline inside), filtered."""
         paragraph = unicodedata.normalize("NFC", paragraph)
         out = []
+        suspicious = any(marker in paragraph for marker in self.residue_markers)
         pieces = segment(self.language, paragraph)
         if "。" in paragraph or "！" in paragraph or "？" in paragraph:
             pieces = (part for piece in pieces for part in _CJK_MISSED_BREAK.split(piece))
@@ -57,7 +58,7 @@ class Segmenter:
             if len(sentence) > self.max_chars:
                 self.stats.too_long += 1
                 continue
-            if any(marker in sentence for marker in self.residue_markers):
+            if suspicious and any(marker in sentence for marker in self.residue_markers):
                 self.stats.residue += 1
                 continue
             out.append(sentence)

@@ -12,7 +12,7 @@ from ..errors import ConfigError
 @dataclass
 class CorpusSettings:
     # language code -> dump / parquet / text files (globs allowed); the languages to build
-    sources: dict[str, list[str]] = setting({}, help="language code -> source files (globs allowed)")
+    sources: dict[str, list[str]] = setting({}, path="input", help="language code -> source files (globs allowed)")
     min_sentence_chars: int = setting(2, min=1, help="drop shorter sentences")
     max_sentence_chars: int = setting(2000, min=1, help="drop longer sentences")
     min_document_sentences: int = setting(1, min=1, help="drop documents with fewer sentences")

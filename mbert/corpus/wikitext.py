@@ -1,9 +1,10 @@
-"""Wikitext -> plain text with mwparserfromhell.
+"""Wikitext -> plain text with mwparserfromhell's tokenizer.
 
 A fast linear pre-pass first cuts out what is dropped whole anyway (HTML comments, references,
 templates, tables, media tags): those spans are most of the markup and most of the parse time,
 and removing them with a brace/line scanner keeps nested `{{...}}` and `{|...|}` exact. The
-remainder is parsed by mwparserfromhell; links keep their visible text, while file/image,
+remainder is tokenized by mwparserfromhell (its C tokenizer) and rendered from the token
+stream; links keep their visible text, while file/image,
 category and interlanguage links are dropped, using the dump's own localized namespace names.
 """
 
@@ -12,9 +13,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import mwparserfromhell
-from mwparserfromhell.nodes import (Argument, Comment, ExternalLink, Heading, HTMLEntity, Tag, Template,
-                                    Text, Wikilink)
+import html
+
+from mwparserfromhell.parser import tokens as T
+try:
+    from mwparserfromhell.parser._tokenizer import CTokenizer as _Tokenizer
+except ImportError:  # a build without the C extension: same tokens, slower
+    from mwparserfromhell.parser.tokenizer import Tokenizer as _Tokenizer
+
+_TOKENIZER = _Tokenizer()
+_DROP_OPEN = {T.TemplateOpen, T.ArgumentOpen, T.CommentStart, T.HeadingStart}
+_DROP_CLOSE = {T.TemplateClose, T.ArgumentClose, T.CommentEnd, T.HeadingEnd}
+_BLOCK_TAGS = {"p", "div", "blockquote", "center", "table", "tr", "ul", "ol", "dl", "li", "dt", "dd"}
 
 # Canonical names valid on every wiki, besides the localized ones from <siteinfo>.
 # Common aliases too (not listed in <siteinfo>), e.g. jawiki's 画像, dewiki's Bild.
@@ -139,6 +149,17 @@ def strip_spans(wikitext: str, media_links: re.Pattern | None = None) -> str:
     return text
 
 
+class _Frame:
+    """An open construct of the token stream: where its text goes and where to return after it."""
+
+    __slots__ = ("kind", "parent", "first", "second", "info")
+
+    def __init__(self, kind: str, parent: list, info=None) -> None:
+        self.kind, self.parent, self.info = kind, parent, info
+        self.first: list[str] = []          # link title / tag name / entity text / dropped text
+        self.second: list[str] | None = None  # link text / tag body
+
+
 class WikitextCleaner:
     def __init__(self, namespaces: Namespaces | None = None) -> None:
         self.ns = namespaces or Namespaces()
@@ -149,9 +170,11 @@ class WikitextCleaner:
 
     def clean(self, wikitext: str) -> str:
         """Plain text, one paragraph per line."""
-        # style tags stay text (unbalanced ''' would otherwise break link parsing); quotes go below
-        code = mwparserfromhell.parse(strip_spans(wikitext, self._media_links), skip_style_tags=True)
-        text = self._render(code.nodes)
+        # mwparserfromhell's C tokenizer, rendered straight from its token stream: building the node
+        # tree (its Python half) would cost more than everything else in extraction together.
+        # Style tags stay text (unbalanced bold/italic quotes would otherwise break link parsing).
+        tokens = _TOKENIZER.tokenize(strip_spans(wikitext, self._media_links), 0, True)
+        text = self._render(tokens)
         text = _MAGIC_WORD.sub("", text)
         text = _QUOTES.sub("", text)
         text = _STRAY.sub("", text)
@@ -159,50 +182,90 @@ class WikitextCleaner:
         lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
         return "\n".join(line for line in lines if line)
 
-    def _render(self, nodes) -> str:
-        out = []
-        for node in nodes:
-            if isinstance(node, Text):
-                out.append(node.value)
-            elif isinstance(node, Wikilink):
-                out.append(self._link(node))
-            elif isinstance(node, Tag):
-                out.append(self._tag(node))
-            elif isinstance(node, HTMLEntity):
-                out.append(node.normalize())
-            elif isinstance(node, ExternalLink):
-                if node.brackets and node.title is not None:
-                    out.append(self._render(node.title.nodes))
-            elif isinstance(node, Heading):
-                out.append("\n")  # section titles are not sentences
-            elif isinstance(node, (Template, Comment, Argument)):
-                continue
-        return "".join(out)
+    def _render(self, tokens: list) -> str:
+        root: list[str] = []
+        sink, stack = root, []
+        for token in tokens:
+            kind = type(token)
+            if kind is T.Text:
+                sink.append(token.text)
+            elif kind in _DROP_OPEN:
+                stack.append(_Frame("drop", sink))
+                sink = stack[-1].first
+            elif kind in _DROP_CLOSE:
+                frame = stack.pop()
+                sink = frame.parent
+                if kind is T.HeadingEnd:
+                    sink.append("\n")  # section titles are not sentences
+            elif kind is T.WikilinkOpen:
+                stack.append(_Frame("link", sink))
+                sink = stack[-1].first
+            elif kind is T.WikilinkSeparator:
+                frame = stack[-1]
+                if frame.second is None:
+                    frame.second = []
+                    sink = frame.second
+                else:
+                    sink.append("|")
+            elif kind is T.WikilinkClose:
+                frame = stack.pop()
+                sink = frame.parent
+                sink.append(self._link("".join(frame.first),
+                                       None if frame.second is None else "".join(frame.second)))
+            elif kind is T.ExternalLinkOpen:
+                stack.append(_Frame("external", sink, token.brackets))
+                sink = stack[-1].first
+            elif kind is T.ExternalLinkSeparator:
+                stack[-1].second = []
+                sink = stack[-1].second
+            elif kind is T.ExternalLinkClose:
+                frame = stack.pop()
+                sink = frame.parent
+                if frame.info and frame.second:
+                    sink.append("".join(frame.second))
+            elif kind is T.HTMLEntityStart:
+                stack.append(_Frame("entity", sink, ""))
+                sink = stack[-1].first
+            elif kind is T.HTMLEntityNumeric:
+                stack[-1].info = "#"
+            elif kind is T.HTMLEntityHex:
+                stack[-1].info = "#x"
+            elif kind is T.HTMLEntityEnd:
+                frame = stack.pop()
+                sink = frame.parent
+                sink.append(html.unescape(f"&{frame.info}{''.join(frame.first)};"))
+            elif kind is T.TagOpenOpen:
+                stack.append(_Frame("tag", sink))
+                sink = stack[-1].first
+            elif kind is T.TagAttrStart or kind is T.TagOpenClose:
+                sink = []  # attributes and the closing tag's name are not text
+            elif kind is T.TagCloseOpen:
+                stack[-1].second = []
+                sink = stack[-1].second
+            elif kind is T.TagCloseSelfclose or kind is T.TagCloseClose:
+                frame = stack.pop()
+                sink = frame.parent
+                sink.append(self._tag("".join(frame.first).strip().lower(), frame.second))
+        return "".join(root)
 
-    def _link(self, link: Wikilink) -> str:
-        title = str(link.title).strip()
+    def _link(self, title: str, text: str | None) -> str:
+        title = title.strip()
         visible = title.startswith(":")  # [[:Category:X]] links to the page instead of tagging it
         title = title.lstrip(":").strip()
         prefix = title.split(":", 1)[0].strip().lower() if ":" in title else ""
         if prefix in self.ns.files or prefix in self.ns.categories:
-            return self._render(link.text.nodes) if visible and link.text is not None else ""
-        if link.text is not None:
-            return self._render(link.text.nodes)
+            return text if visible and text is not None else ""
+        if text is not None:
+            return text
         if prefix and (prefix in self.ns.others or _INTERWIKI.match(prefix)):
             return ""  # interlanguage / interwiki / other namespace without visible text
         return title.split("#", 1)[0] or title.lstrip("#")
 
-    def _tag(self, tag: Tag) -> str:
-        name = str(tag.tag).strip().lower()
+    @staticmethod
+    def _tag(name: str, body: list[str] | None) -> str:
         if name in _DROPPED_TAGS:
             return ""
-        if tag.wiki_markup in ("*", "#", ";", ":"):
-            return ""  # list marker; the item text follows as plain nodes
-        if name == "br":
-            return " "
-        if name == "hr":
-            return "\n"
-        if tag.contents is None:
-            return ""
-        text = self._render(tag.contents.nodes)
-        return f"\n{text}\n" if name in ("p", "div", "blockquote", "li", "dd", "dt") else text
+        if body is None:  # self-closing, including the `*`/`#`/`;`/`:` list markers (their item follows)
+            return " " if name == "br" else "\n" if name == "hr" else ""
+        text = "".join(body)
+        return f"\n{text}\n" if name in _BLOCK_TAGS else text
