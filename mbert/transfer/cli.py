@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", help="fine-tuning seeds (override the suite's)")
     parser.add_argument("--tasks", nargs="+", help="run only these tasks of the suite")
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("--random-init", action="store_true", default=None,
                         help="also evaluate fresh weights of the first model's shape (no-pretraining baseline)")
     parser.add_argument("--max-train-examples", type=int, help="cap training examples per task")
@@ -56,7 +57,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .settings import EvaluateSettings
 
     settings = stage_settings(args, "evaluate", EvaluateSettings, {
-        "suite": args.suite, "seeds": args.seeds, "tasks": args.tasks, "device": args.device,
+        "suite": args.suite, "seeds": args.seeds, "tasks": args.tasks, "device": args.device, "threads": args.threads,
         "random_init": args.random_init, "max_train_examples": args.max_train_examples,
         "max_eval_examples": args.max_eval_examples, "analysis": args.analysis})
     run = run_settings(args)

@@ -23,11 +23,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import torch
+
 from ..atomic import atomic_write_json, atomic_write_text, staging_dir
 from ..config import write_resolved
 from ..errors import ConfigError, UserError
 from ..progress import info, summary
-from .checkpoints import Checkpoint, check_checkpoint, load_encoder, make_aligned, make_random_init, name_models
+from .checkpoints import RANDOM_INIT, Checkpoint, check_checkpoint, load_encoder, make_aligned, make_random_init, name_models
 from .predictions import write_xtreme
 from .scoring import aggregate, score
 from .settings import EvaluateSettings
@@ -90,15 +92,33 @@ def evaluate(model_dirs: dict[str, Path] | Path | list | None, suite_path: Path,
     device = resolve_device(settings.device)
     data = _load_all(suite, specs, settings)
     analysis = suite.analysis.enabled if settings.analysis is None else settings.analysis
+    if analysis:
+        _analysis_languages(suite)  # fail before any training
+    if (settings.random_init or suite.random_init) and any(c.name == RANDOM_INIT for c in checkpoints):
+        raise UserError(f"a model is already named {RANDOM_INIT!r}; rename it to add the random baseline")
     out_dir = Path(out_dir)
+    threads = torch.get_num_threads()
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    try:
+        report = _run(checkpoints, tokenizers, suite, suite_path, specs, data, seeds, device, analysis,
+                      out_dir, settings, tracker, started)
+    finally:
+        torch.set_num_threads(threads)
+    _print_summary(out_dir, report["summary"], time.perf_counter() - started)
+    return {"metrics": report["metrics"], "models": report["models"], "summary": report["summary"],
+            "out": str(out_dir)}
 
+
+def _run(checkpoints: list[Checkpoint], tokenizers: dict, suite: Suite, suite_path: Path,
+         specs: dict[str, TaskSpec], data: dict[str, TaskData], seeds: list[int], device: str, analysis: bool,
+         out_dir: Path, settings: EvaluateSettings, tracker, started: float) -> dict:
+    """Evaluate every checkpoint and write the output folder (staged, then renamed into place)."""
     with staging_dir(out_dir) as stage:
         work = stage / ".work"
         if settings.random_init or suite.random_init:
-            if any(c.name == "random-init" for c in checkpoints):
-                raise UserError("a model is already named 'random-init'; rename it to add the random baseline")
-            checkpoints.append(make_random_init(checkpoints[0], work / "random-init", seed=seeds[0]))
-            tokenizers["random-init"] = tokenizers[checkpoints[0].name]
+            checkpoints.append(make_random_init(checkpoints[0], work / RANDOM_INIT, seed=seeds[0]))
+            tokenizers[RANDOM_INIT] = tokenizers[checkpoints[0].name]
         originals = {c.name: str(c.path) for c in checkpoints}
         alignment_stats: dict[str, dict] = {}
         results: dict[str, Metrics] = {}
@@ -118,7 +138,7 @@ def evaluate(model_dirs: dict[str, Path] | Path | list | None, suite_path: Path,
                          stage / "analysis" / (checkpoint.name if len(checkpoints) > 1 else ""))
             if tracker is not None:
                 _track(tracker, checkpoint.name, results[checkpoint.name], suite.source,
-                       prefix=len(checkpoints) > 1 or position > 0)
+                       prefix=len(checkpoints) > 1)
         shutil.rmtree(work, ignore_errors=True)
         for task in data.values():
             for lang, examples in task.test.items():
@@ -133,9 +153,7 @@ def evaluate(model_dirs: dict[str, Path] | Path | list | None, suite_path: Path,
             "tasks": {name: spec.kind for name, spec in specs.items()},
             "details": details, "alignment": alignment_stats or None, "analysis": bool(analysis),
             "seconds": round(time.perf_counter() - started, 1)})
-    _print_summary(out_dir, report, time.perf_counter() - started)
-    return {"metrics": results[checkpoints[0].name], "models": results, "summary": report,
-            "out": str(out_dir)}
+    return {"metrics": results[checkpoints[0].name], "models": results, "summary": report}
 
 
 # ----------------------------------------------------------------------------- steps
@@ -239,6 +257,16 @@ def _align(suite: Suite, checkpoint: Checkpoint, work: Path, device: str, seed: 
                         regularize=spec.regularize, max_pairs=spec.max_pairs, device=device, seed=seed)
 
 
+def _analysis_languages(suite: Suite) -> list[str]:
+    """The analysis languages: its own list, else those of the suite's first Tatoeba task."""
+    tatoeba = [t.languages for t in suite.tasks.values() if t.kind == "tatoeba"]
+    languages = list(suite.analysis.languages) or (list(tatoeba[0]) if tatoeba else [])
+    if not languages:
+        raise ConfigError("the language-neutrality analysis needs analysis.languages = [...] "
+                          "(Tatoeba languages) or a tatoeba task in the suite")
+    return languages
+
+
 def _analyse(suite: Suite, checkpoint: Checkpoint, tokenizer, device: str, out: Path) -> None:
     try:
         from .neutrality import analyse_language_neutrality
@@ -246,7 +274,7 @@ def _analyse(suite: Suite, checkpoint: Checkpoint, tokenizer, device: str, out: 
         raise UserError(f"the language-neutrality analysis is not available ({exc}); "
                         "set analysis.enabled = false") from None
     spec = suite.analysis
-    languages = list(spec.languages) or sorted({lang for t in suite.tasks.values() for lang in t.languages})
+    languages = _analysis_languages(suite)
     model = load_encoder(checkpoint.path, device)
     info(f"[evaluate] {checkpoint.name}: language-neutrality analysis on {len(languages)} language(s)")
     out.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,7 @@ def score(kind: str, gold: Sequence, predicted: Sequence) -> float:
 
 def aggregate(values: Sequence[float]) -> dict:
     """{"mean", "std", "seeds"}: std is the sample standard deviation (n-1), 0 for one seed."""
-    values = [float(v) for v in values]
+    values = [round(float(v), 4) for v in values]  # what is stored is what the mean/std describe
     mean = sum(values) / len(values)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return {"mean": round(mean, 4), "std": round(std, 4), "seeds": [round(v, 4) for v in values]}
+    return {"mean": round(mean, 4), "std": round(std, 4), "seeds": values}

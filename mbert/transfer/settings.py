@@ -17,6 +17,8 @@ class EvaluateSettings:
     seeds: list[int] = setting([], help="fine-tuning seeds; empty = the suite's seeds")
     tasks: list[str] = setting([], help="run only these tasks of the suite; empty = all")
     device: str = setting("auto", help="torch device: auto (cuda when available), cpu, cuda, cuda:1, ...")
+    threads: int = setting(0, min=0, help="CPU threads for torch; 0 = torch's default (1 is fastest for "
+                                          "tiny models on a busy machine)")
     max_train_examples: int | None = setting(None, min=1, help="cap on training examples per task (overrides the suite)")
     max_eval_examples: int | None = setting(None, min=1, help="cap on test examples per language (overrides the suite)")
     random_init: bool = setting(False, help="also evaluate a random initialisation of the first model's shape")
