@@ -148,6 +148,15 @@ def test_text_sources_dedup_and_zh_segmentation(data_dir, tmp_path):
     lines = [l for l in kk.read_text(encoding="utf-8").split("\n") if l.strip()]
     assert kk_entry["duplicates"]["documents"] >= 1
     assert kk_entry["sentences"] == len(set(" ".join(l.split()) for l in lines))
+    # the disk-bucketed de-duplication gives the same shards with many buckets as with one
+    assert not (out / ".staging").exists()  # staging is gone after a complete run
+    unit = tmp_path / "unit.parquet"
+    pq.write_table(pa.concat_tables([pq.read_table(out / "kk")] * 2), unit)
+    options = worker.CleanOptions(wiki="kk")
+    one = worker.finalize_language([unit], tmp_path / "b0" / "final", options, bucket_bits=0)
+    many = worker.finalize_language([unit], tmp_path / "b6" / "final", options, bucket_bits=6)
+    assert one == many and one["duplicate_documents"] == kk_entry["documents"]
+    assert pq.read_table(tmp_path / "b0" / "final").equals(pq.read_table(tmp_path / "b6" / "final"))
     zh_text = (data_dir / "corpus" / "zh.txt").read_text(encoding="utf-8").split("\n")
     paragraph = "".join(zh_text[:5])
     sentences = Segmenter("zh").split(paragraph)
@@ -203,3 +212,39 @@ def test_rerun_skips_force_redoes_and_interrupted_language_resumes(data_dir, tmp
     again = extract_corpus(settings, out)["languages"]["mr"]
     assert again["units_reused"] == 0 and again["documents"] == fresh["documents"]
     assert json.loads((out / "manifest.json").read_text())["complete"] is True
+
+
+class RecordingTracker:
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def table(self, key, columns, rows):
+        self.calls.append(("table", key, list(columns), [list(r) for r in rows]))
+
+    def image(self, key, path):
+        self.calls.append(("image", key, Path(path)))
+
+    def summary(self, metrics):
+        self.calls.append(("summary", dict(metrics)))
+
+
+def test_recipe_mode_all_languages_logs_to_tracker_and_loads_with_datasets(data_dir, tmp_path):
+    from mbert.recipe import load_recipe
+
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(f'[corpus]\nworkers = 1\nsources = {{kk = ["{data_dir / "corpus" / "kk.txt"}"], '
+                      f'sw = ["{data_dir / "corpus" / "mr.txt"}"]}}\n')
+    assert main(["corpus", "extract", "--recipe", str(recipe), "--out", str(tmp_path / "cli"), "--wandb", "off"]) == 0
+    assert set(read_manifest(tmp_path / "cli")["languages"]) == {"kk", "sw"}
+
+    tracker = RecordingTracker()
+    out = tmp_path / "api"
+    manifest = extract_corpus(load_recipe(recipe).corpus, out, tracker=tracker)
+    table = next(c for c in tracker.calls if c[0] == "table")
+    assert table[1] == "corpus/languages" and [r[0] for r in table[3]] == ["kk", "sw"]
+    assert table[3][0][1] == manifest["languages"]["kk"]["documents"]
+
+    import datasets
+    loaded = datasets.load_dataset("parquet", data_files=str(out / "kk" / "part-*.parquet"), split="train",
+                                   cache_dir=str(tmp_path / "hf"))
+    assert loaded.column_names == ["id", "title", "text"] and len(loaded) == manifest["languages"]["kk"]["documents"]

@@ -53,7 +53,20 @@ def test_choose_copies_hits_target_and_caps_repeats():
 def test_mixture_follows_smoothed_weights(clean, tmp_path):
     out = tmp_path / "mix"
     settings = SampleSettings(smoothing=0.7, max_repeats=2.0, seed=3)
-    manifest = sample_mixture(clean, out, settings)
+    logged: list[tuple] = []
+
+    class Tracker:
+        def table(self, key, columns, rows):
+            logged.append((key, list(columns), len(rows)))
+
+        def image(self, key, path):
+            logged.append((key, Path(path).is_file()))
+
+        def summary(self, metrics):
+            logged.append(("summary", sorted(metrics)))
+
+    manifest = sample_mixture(clean, out, settings, tracker=Tracker())
+    assert ("sample/smoothing", True) in logged and ("sample/languages", logged[0][1], len(LANGS)) in logged
     assert is_complete(out) and manifest["smoothing"] == 0.7 and manifest["unit"] == "characters"
     langs = manifest["languages"]
     clean_manifest = json.loads((clean / "manifest.json").read_text())

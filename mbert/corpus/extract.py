@@ -173,7 +173,9 @@ def _run(todo: list[_Language], entries: dict, out_dir: Path, settings: CorpusSe
         files = [state.unit_dir / f"{u.key}.parquet" for u in sorted(state.units, key=lambda u: u.key)]
         final = state.staging / "final"
         shutil.rmtree(final, ignore_errors=True)
-        futures[executor.submit(finalize_language, files, final, state.options)] = ("merge", state.code, None)
+        expected = sum(u["sentence_filter"]["kept"] for u in state.unit_stats.values())
+        futures[executor.submit(finalize_language, files, final, state.options, expected)] = \
+            ("merge", state.code, None)
 
     try:
         with bar(total=total_units, desc="corpus extract", unit="unit") as progress:

@@ -4,9 +4,13 @@ staging shards into its final, de-duplicated `part-*.parquet` files."""
 from __future__ import annotations
 
 import hashlib
+import math
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import numpy as np
 
 from .segment import Segmenter
 from .shards import RotatingWriter, ShardWriter, iter_rows
@@ -65,34 +69,105 @@ def process_unit(unit: Unit, options: CleanOptions, out_file: Path) -> dict:
             **counts, "sentence_filter": stats}
 
 
-def _digest(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+def _digest(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
 
 
-def finalize_language(unit_files: list[Path], out_folder: Path, options: CleanOptions) -> dict:
-    """Exact de-duplication (documents, then sentences, 64-bit BLAKE2 hashes over the whole
-    language) while copying staging shards, in unit order, into `out_folder/part-*.parquet`."""
-    seen_docs: set[bytes] = set()
-    seen_sentences: set[bytes] = set()
+class _HashSpill:
+    """(hash, position) pairs spilled to disk in 2^bits buckets by the hash's top bits, so that
+    finding repeats needs memory for one bucket at a time, not for the whole language."""
+
+    FLUSH = 1 << 17
+
+    def __init__(self, folder: Path, name: str, bits: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.bits = bits
+        self.files = [folder / f"{name}-{b:05d}.u64" for b in range(1 << bits)]
+        self.buffers: list[list[int]] = [[] for _ in self.files]
+
+    def add(self, value: int, position: int) -> None:
+        bucket = value >> (64 - self.bits) if self.bits else 0
+        buffer = self.buffers[bucket]
+        buffer.append(value)
+        buffer.append(position)
+        if len(buffer) >= self.FLUSH:
+            self._flush(bucket)
+
+    def _flush(self, bucket: int) -> None:
+        if self.buffers[bucket]:
+            with open(self.files[bucket], "ab") as handle:
+                np.asarray(self.buffers[bucket], dtype=np.uint64).tofile(handle)
+            self.buffers[bucket] = []
+
+    def repeats(self) -> np.ndarray:
+        """Sorted positions whose hash already occurred at an earlier position."""
+        found = [np.empty(0, dtype=np.uint64)]
+        for bucket, path in enumerate(self.files):
+            self._flush(bucket)
+            if not path.exists():
+                continue
+            pairs = np.fromfile(path, dtype=np.uint64).reshape(-1, 2)
+            path.unlink()
+            order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+            values, positions = pairs[order, 0], pairs[order, 1]
+            found.append(positions[1:][values[1:] == values[:-1]])
+        return np.sort(np.concatenate(found))
+
+
+class _Membership:
+    """`position in sorted_array` for positions asked in increasing order."""
+
+    def __init__(self, positions: np.ndarray) -> None:
+        self.positions = positions.tolist()
+        self.next = 0
+
+    def __contains__(self, position: int) -> bool:
+        while self.next < len(self.positions) and self.positions[self.next] < position:
+            self.next += 1
+        return self.next < len(self.positions) and self.positions[self.next] == position
+
+
+def finalize_language(unit_files: list[Path], out_folder: Path, options: CleanOptions,
+                      expected_sentences: int = 0, bucket_bits: int | None = None) -> dict:
+    """Exact de-duplication over the whole language (documents, then sentences; 64-bit BLAKE2
+    hashes) while copying the staging shards, in unit order, into `out_folder/part-*.parquet`.
+
+    Pass 1 spills (hash, position) pairs to disk buckets; each bucket is then sorted on its own to
+    find the positions that repeat an earlier one; pass 2 copies everything else. Memory holds
+    one bucket (~4M pairs) plus the positions of duplicates."""
+    work = out_folder.parent / "dedup"
+    bits = bucket_bits if bucket_bits is not None else \
+        max(0, min(12, math.ceil(math.log2(max(1, expected_sentences) / (4 << 20)))))
+    doc_spill, sentence_spill = _HashSpill(work, "doc", bits), _HashSpill(work, "sentence", bits)
+    doc_position = sentence_position = 0
+    for path in unit_files:
+        for row in iter_rows(path, ["text"]):
+            doc_spill.add(_digest(row["text"]), doc_position)
+            doc_position += 1
+            for sentence in row["text"].split("\n"):
+                sentence_spill.add(_digest(sentence), sentence_position)
+                sentence_position += 1
+    repeated_docs = _Membership(doc_spill.repeats())
+    repeated_sentences = _Membership(sentence_spill.repeats())
+    shutil.rmtree(work, ignore_errors=True)
+
     totals = {"documents": 0, "sentences": 0, "characters": 0, "bytes": 0,
               "duplicate_documents": 0, "duplicate_sentences": 0, "short_after_dedup": 0}
     writer = RotatingWriter(out_folder, shard_bytes=options.shard_bytes)
+    doc_position = sentence_position = 0
     try:
         for path in unit_files:
             for row in iter_rows(path, ["id", "title", "text"]):
-                doc_hash = _digest(row["text"])
-                if doc_hash in seen_docs:
+                sentences = row["text"].split("\n")
+                first_sentence = sentence_position
+                sentence_position += len(sentences)
+                doc_position += 1
+                if doc_position - 1 in repeated_docs:
                     totals["duplicate_documents"] += 1
                     continue
-                seen_docs.add(doc_hash)
-                kept = []
-                for sentence in row["text"].split("\n"):
-                    sentence_hash = _digest(sentence)
-                    if sentence_hash in seen_sentences:
-                        totals["duplicate_sentences"] += 1
-                        continue
-                    seen_sentences.add(sentence_hash)
-                    kept.append(sentence)
+                kept = [s for offset, s in enumerate(sentences)
+                        if first_sentence + offset not in repeated_sentences]
+                totals["duplicate_sentences"] += len(sentences) - len(kept)
                 if len(kept) < options.min_document_sentences:
                     totals["short_after_dedup"] += 1
                     continue
