@@ -333,3 +333,62 @@ def test_truncated_words_get_the_fallback_label():
     task = TaskData("t", "ner", "en", ["B-PER", "O"], [], [], {})
     sentence = TaggedSentence(("a", "b", "c"), ("O", "O", "B-PER"))
     assert to_labels(task, [sentence], [[0]], "O") == [["B-PER", "O", "O"]]
+
+
+class RecordingTracker:
+    """Stands in for W&B: records what the stage logs (the real Tracker has the same two calls)."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, list] = {}
+        self.values: dict[str, float] = {}
+
+    def table(self, key, columns, rows) -> None:
+        self.tables[key] = [dict(zip(columns, row)) for row in rows]
+
+    def summary(self, metrics) -> None:
+        self.values.update(metrics)
+
+
+def test_alignment_analysis_and_tracking(tiny_model, data_dir, tmp_path):
+    suite = _write_suite(tmp_path / "align.toml", f"""
+data = "{data_dir}"
+seeds = [1]
+epochs = 1
+max_length = 48
+[tasks.xnli]
+kind = "pair"
+split_by_index = true
+test = "xnli/dev-{{lang}}.tsv"
+languages = ["en", "de"]
+max_train_examples = 32
+max_dev_examples = 8
+max_eval_examples = 8
+[tasks.tatoeba]
+kind = "tatoeba"
+folder = "tatoeba"
+languages = ["de"]
+max_eval_examples = 20
+[alignment]
+enabled = true
+parallel = [["tatoeba/tatoeba.nld-eng.eng", "tatoeba/tatoeba.nld-eng.nld"]]
+steps = 3
+batch_size = 4
+max_pairs = 40
+[analysis]
+enabled = true
+max_sentences = 20
+""")
+    tracker = RecordingTracker()
+    out = tmp_path / "out"
+    evaluate(tiny_model, suite, out, EvaluateSettings(suite=suite), tracker)
+    manifest = json.loads((out / "manifest.json").read_text())
+    stats = manifest["alignment"]["tiny"]
+    assert stats["pairs"] > 0 and stats["links"] > 0
+    assert any((out / "analysis").iterdir())  # the neutrality analysis wrote its files
+    assert [row["language"] for row in tracker.tables["eval/xnli"]] == ["en", "de"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert tracker.values["eval/xnli/de"] == metrics["xnli"]["de"]["mean"]
+    assert tracker.values["eval/xnli/transfer_gap"] == pytest.approx(
+        metrics["xnli"]["en"]["mean"] - metrics["xnli"]["de"]["mean"], abs=1e-3)
+    assert "eval/tatoeba/target_average" in tracker.values and "eval/tatoeba/transfer_gap" not in tracker.values
+    assert not (out / ".work").exists()

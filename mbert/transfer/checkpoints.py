@@ -127,7 +127,8 @@ def make_random_init(like: Checkpoint, out_dir: Path, *, seed: int) -> Checkpoin
     config = AutoConfig.from_pretrained(like.path)
     torch.manual_seed(seed)
     model = AutoModel.from_config(config)
-    model.save_pretrained(out_dir)
+    with quiet_transformers():
+        model.save_pretrained(out_dir)
     load_tokenizer(like.path).save_pretrained(out_dir)
     return Checkpoint(RANDOM_INIT, out_dir)
 
@@ -148,6 +149,7 @@ def make_aligned(checkpoint: Checkpoint, out_dir: Path, *, parallel: list[tuple[
     stats = align_model(model, tokenizer, parallel, steps=steps, learning_rate=learning_rate,
                         batch_size=batch_size, regularize=regularize, device=device, seed=seed,
                         max_pairs=max_pairs)
-    model.to("cpu").save_pretrained(out_dir)
+    with quiet_transformers():
+        model.to("cpu").save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return Checkpoint(checkpoint.name, out_dir), stats

@@ -92,8 +92,10 @@ def evaluate(model_dirs: dict[str, Path] | Path | list | None, suite_path: Path,
     device = resolve_device(settings.device)
     data = _load_all(suite, specs, settings)
     analysis = suite.analysis.enabled if settings.analysis is None else settings.analysis
-    if analysis:
-        _analysis_languages(suite)  # fail before any training
+    if analysis:  # fail before any training
+        _analysis_languages(suite)
+        if not _analysis_folder(suite).is_dir():
+            raise ConfigError(f"analysis data folder {_analysis_folder(suite)} does not exist; set analysis.folder")
     if (settings.random_init or suite.random_init) and any(c.name == RANDOM_INIT for c in checkpoints):
         raise UserError(f"a model is already named {RANDOM_INIT!r}; rename it to add the random baseline")
     out_dir = Path(out_dir)
@@ -267,6 +269,12 @@ def _analysis_languages(suite: Suite) -> list[str]:
     return languages
 
 
+def _analysis_folder(suite: Suite) -> Path:
+    """Where the analysis reads Tatoeba-style pairs: its own folder, else the Tatoeba task's."""
+    folders = [t.folder for t in suite.tasks.values() if t.kind == "tatoeba"]
+    return suite.data / (suite.analysis.folder or (folders[0] if folders else "tatoeba"))
+
+
 def _analyse(suite: Suite, checkpoint: Checkpoint, tokenizer, device: str, out: Path) -> None:
     try:
         from .neutrality import analyse_language_neutrality
@@ -278,7 +286,7 @@ def _analyse(suite: Suite, checkpoint: Checkpoint, tokenizer, device: str, out: 
     model = load_encoder(checkpoint.path, device)
     info(f"[evaluate] {checkpoint.name}: language-neutrality analysis on {len(languages)} language(s)")
     out.mkdir(parents=True, exist_ok=True)
-    analyse_language_neutrality(model, tokenizer, suite.data / spec.folder, languages, out, device=device,
+    analyse_language_neutrality(model, tokenizer, _analysis_folder(suite), languages, out, device=device,
                                 max_sentences=spec.max_sentences)
 
 

@@ -119,7 +119,8 @@ class AnalysisSpec:
     """Language-neutrality analysis (mbert.transfer.neutrality), written to OUT/analysis/."""
 
     enabled: bool = setting(False)
-    folder: str = setting("", help="data folder it reads (relative to data); empty = data itself")
+    folder: str = setting("", help="Tatoeba-layout folder it reads (relative to data); empty = the "
+                                   "suite's tatoeba task's folder")
     languages: list[str] = setting([])
     max_sentences: int = setting(200, min=1)
 
