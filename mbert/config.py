@@ -27,7 +27,10 @@ import tomli_w
 from .atomic import atomic_write_text
 from .errors import ConfigError
 
-PathKind = Literal["file", "dir", "exists", "out"]
+# file/dir/exists: an input that must exist; input: an input the stage checks itself (globs, `hf:`
+# names); out: an output, relative to the current folder.
+PathKind = Literal["file", "dir", "exists", "input", "out"]
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 
 
 def setting(default: Any = dataclasses.MISSING, *, help: str = "", min: float | None = None,
@@ -174,6 +177,8 @@ def _convert(value: Any, tp: Any, key: str, where: str, base_dir: Path, meta: di
         if not isinstance(value, str):
             _fail(key, value, "a string", where)
         value = _expand_env(value, key)
+        if meta.get("path") == "input" and not _SCHEME.match(value) and not Path(value).is_absolute():
+            value = str(base_dir / Path(value).expanduser())
         if meta.get("choices") and value not in meta["choices"]:
             _fail(key, value, "one of " + ", ".join(map(repr, meta["choices"])), where)
         return value
@@ -203,7 +208,7 @@ def _check_path(path: Path, key: str, where: str, base_dir: Path, kind: str | No
     if not path.is_absolute():
         # inputs live beside the recipe; outputs go where the user runs the command
         path = (Path.cwd() if kind == "out" else base_dir) / path
-    if kind is None or kind == "out":
+    if kind in (None, "out", "input"):
         return path
     if glob.has_magic(str(path)):
         if not glob.glob(str(path)):

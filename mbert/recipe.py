@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from .errors import ConfigError
-from .config import apply_overrides, build, read_toml, setting
+from .config import _SCHEME, apply_overrides, build, read_toml, setting
 from .corpus.settings import CorpusSettings, SampleSettings
 from .pretrain.settings import PretrainSettings
 from .report.settings import ReportSettings
@@ -80,11 +80,19 @@ def stage_settings(args: argparse.Namespace, section: str, cls: type[T], flags: 
     for key, value in flags.items():
         if value is None:
             continue
-        if key in path_fields:
-            value = [str(Path(v).absolute()) for v in value] if isinstance(value, list) \
-                else str(Path(value).absolute())
-        data[key] = value
+        data[key] = _absolute(value) if key in path_fields else value
     return build(cls, data, section=section, where=where, base_dir=base)
+
+
+def _absolute(value: Any) -> Any:
+    """Paths given as flags are relative to the current folder (`hf:`-style names are left alone)."""
+    if isinstance(value, list):
+        return [_absolute(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _absolute(v) for k, v in value.items()}
+    if isinstance(value, (str, Path)) and not _SCHEME.match(str(value)):
+        return str(Path(value).expanduser().absolute())
+    return value
 
 
 def run_settings(args: argparse.Namespace) -> RunSettings:
