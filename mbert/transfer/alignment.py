@@ -324,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     """Tatoeba accuracy of a checkpoint before and after alignment fine-tuning."""
     from transformers import AutoModel, AutoTokenizer
 
+    from .neutrality import analyse_language_neutrality
     from .retrieval import evaluate_tatoeba
 
     parser = argparse.ArgumentParser(
@@ -344,15 +345,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-regularize", action="store_true")
     parser.add_argument("--layer", type=int, default=None, help="Tatoeba layer (default: last)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--analysis", type=Path, default=None,
+                        help="also write the language-neutrality analysis to ANALYSIS/before and /after")
     args = parser.parse_args(argv)
     try:
         tokenizer = AutoTokenizer.from_pretrained(args.model)
         model = AutoModel.from_pretrained(args.model)
         before = evaluate_tatoeba(model, tokenizer, args.tatoeba, args.languages, layer=args.layer)
+        if args.analysis:
+            analyse_language_neutrality(model, tokenizer, args.tatoeba, args.languages, args.analysis / "before")
         stats = align_model(model, tokenizer, [tuple(p) for p in args.parallel], steps=args.steps,
                             learning_rate=args.learning_rate, batch_size=args.batch_size,
                             regularize=not args.no_regularize, seed=args.seed, max_pairs=args.max_pairs)
         after = evaluate_tatoeba(model, tokenizer, args.tatoeba, args.languages, layer=args.layer)
+        if args.analysis:
+            analyse_language_neutrality(model, tokenizer, args.tatoeba, args.languages, args.analysis / "after")
     except UserError as error:
         print(f"error: {error}")
         return error.exit_code
