@@ -1,7 +1,7 @@
 """`mbert bench pretrain`: our training step against HF `BertForMaskedLM` on the same shape.
 
 Both get the same config, batch (packed, no padding, 15% of positions masked), optimizer (AdamW,
-fused on GPU) and bf16 autocast on GPU, in the same process; one step = forward, backward,
+fused) and bf16 autocast on GPU, in the same process, timed in turns; one step = forward, backward,
 optimizer step. HF computes the output layer on every position (as `BertForMaskedLM` does with
 `labels`); ours gathers the masked positions first.
 """
@@ -9,7 +9,7 @@ optimizer step. HF computes the output layer on every position (as `BertForMaske
 from __future__ import annotations
 
 import contextlib
-import gc
+import statistics
 import time
 
 import torch
@@ -45,15 +45,21 @@ def _batch(config, batch_size: int, seq_len: int, mask_prob: float, device: torc
                                               masked_labels=ids.view(-1)[positions], types=types).items()}
 
 
-def _time_steps(step, steps: int, warmup: int, device: torch.device) -> float:
-    for _ in range(warmup):
-        step()
-    _sync(device)
-    start = time.perf_counter()
+def _time_alternating(steps_by_name: dict, steps: int, warmup: int, device: torch.device) -> dict:
+    """Median seconds per step of each function, timed in turns (A, B, A, B, ...) so that both
+    see the same machine load, which matters on a shared CPU."""
+    for step in steps_by_name.values():
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps_by_name}
     for _ in range(steps):
-        step()
-    _sync(device)
-    return (time.perf_counter() - start) / steps
+        for name, step in steps_by_name.items():
+            _sync(device)
+            start = time.perf_counter()
+            step()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def _flops_per_step(config, batch_size: int, seq_len: int, n_masked: int) -> float:
@@ -88,17 +94,11 @@ def bench_pretrain(*, model: str = "base", vocab_size: int = 119547, seq_len: in
         ours_opt.step()
         ours_opt.zero_grad(set_to_none=True)
 
-    ours_s = _time_steps(ours_step, steps, warmup + (2 if compile else 0), dev)
-    del ours, ours_forward, ours_opt
-    gc.collect()
-    if dev.type == "cuda":
-        torch.cuda.empty_cache()
-
     from transformers import BertForMaskedLM
 
     torch.manual_seed(seed)
     hf = BertForMaskedLM._from_config(config).to(dev).train()
-    hf_opt = make_optimizer(hf, 1e-4, 0.01, dev)
+    hf_opt = make_optimizer(hf, 1e-4, 0.01, dev)  # the same optimizer: the models are compared
 
     def hf_step() -> None:
         with autocast():
@@ -107,7 +107,11 @@ def bench_pretrain(*, model: str = "base", vocab_size: int = 119547, seq_len: in
         hf_opt.step()
         hf_opt.zero_grad(set_to_none=True)
 
-    hf_s = _time_steps(hf_step, steps, warmup, dev)
+    if compile:
+        for _ in range(2):  # compilation happens in the first calls
+            ours_step()
+    timed = _time_alternating({"ours": ours_step, "hf": hf_step}, steps, warmup, dev)
+    ours_s, hf_s = timed["ours"], timed["hf"]
     tokens = batch_size * seq_len
     result = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
               "model": model, "vocab_size": vocab_size, "seq_len": seq_len, "batch_size": batch_size,
