@@ -183,7 +183,10 @@ def tatoeba_scores(xx: np.ndarray, en: np.ndarray) -> dict[str, float]:
 def evaluate_tatoeba(model, tokenizer, data_dir: Path, languages: list[str], *, layer: int | None = None,
                      center: bool = False, batch_size: int = 64, max_length: int = 128,
                      device: str = "cpu", max_sentences: int | None = None) -> dict[str, dict[str, float]]:
-    """Tatoeba accuracy per language: lang -> {"xx->en", "en->xx", "mean"} in percent."""
+    """Tatoeba accuracy per language: lang -> {"xx->en", "en->xx", "mean"} in percent.
+
+    `languages` are ISO 639-1 codes (mapped to LASER's file names, e.g. zh -> cmn) or the ISO 639-3
+    codes themselves; `max_sentences` keeps the first N pairs. The model must already be on `device`."""
     pairs = {lang: read_tatoeba(data_dir, lang, max_sentences) for lang in languages}  # fail early
     results: dict[str, dict[str, float]] = {}
     index = _layer_index(model, layer)
@@ -342,7 +345,12 @@ def evaluate_bucc(model, tokenizer, data_dir: Path, pairs: list[str], *, layer: 
                   batch_size: int = 64, max_length: int = 128, device: str = "cpu",
                   max_sentences: int | None = None, split: str = "dev"
                   ) -> dict[str, dict[str, float]]:
-    """BUCC mining per pair: "zh-en" -> {"f1", "precision", "recall" (percent), "threshold"}."""
+    """BUCC mining per pair: "zh-en" -> {"f1", "precision", "recall" (percent), "threshold"}.
+
+    Files: `<pair>.<split>.<lang>[.xz]` (id<TAB>sentence) and `<pair>.<split>.gold`. `max_sentences`
+    caps each side for quick runs but always keeps the sentences of every gold pair (so a side holds
+    max(max_sentences, gold sentences on that side)); the margin threshold is the best-F1 one on
+    the gold pairs, as XTREME selects it on dev."""
     data = {pair: read_bucc(data_dir, pair, split, max_sentences) for pair in pairs}  # fail early
     index = _layer_index(model, layer)
     results = {}
