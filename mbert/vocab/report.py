@@ -5,14 +5,15 @@ Per language, on the given text:
 - split_share: share of words cut into 2+ subwords (not given for zh/ja/th, whose "words" are
   whole phrases);
 - unk_rate: share of subwords that are the unknown token;
-- char_coverage: share of character occurrences (spaces aside) that the vocabulary can represent
-  without the unknown token, plus the most frequent characters it cannot.
+- char_coverage: share of character occurrences (NFC, spaces aside) that the vocabulary can
+  represent without the unknown token, plus the most frequent characters it cannot.
 Words are runs of letters, marks and digits (punctuation and symbols separate words), the same
 for every tokenizer so numbers compare across vocabularies. Over the whole vocabulary: the share
 of entries in each Unicode script. Written as report.json, report.md and report.png."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -123,8 +124,11 @@ def language_metrics(backend, unk_id: int | None, lines: list[str], *, char_unit
 
 
 def char_coverage(backend, unk_id: int | None, lines: list[str]) -> tuple[float, float, list[str]]:
-    """Share of character occurrences (and of distinct characters) the vocabulary represents."""
-    counts = Counter("".join(lines))
+    """Share of character occurrences (and of distinct characters) the vocabulary represents.
+
+    Characters are counted after NFC, so a letter written as base + combining accent counts as the
+    one accented letter it is, not as a lone accent that no vocabulary holds."""
+    counts = Counter(unicodedata.normalize("NFC", "\n".join(lines)))
     for space in [c for c in counts if c.isspace()]:
         del counts[space]
     if not counts:
