@@ -243,3 +243,32 @@ def test_bad_input(tmp_path, corpus, capsys):
            capsys, "smaller than the alphabet plus special tokens", tmp_path / "o8")
     assert main(["vocab", "train", "--corpus", str(corpus["mixture"]), "--out", str(tmp_path / "o9"),
                  "--size", "5", "--wandb", "off"]) == 2  # below the settings' minimum: a config error
+
+
+class RecordingTracker:
+    def __init__(self) -> None:
+        self.logged, self.summaries = {}, {}
+
+    def log(self, metrics, step=None):
+        self.logged.update(metrics)
+
+    def summary(self, metrics):
+        self.summaries.update(metrics)
+
+
+def test_recipe_and_set_overrides_reach_training(tmp_path, corpus):
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('[run]\nwandb = "off"\n\n[vocab]\nkind = "sentencepiece"\nsp_model_type = "bpe"\n'
+                      'size = 3000\ncharacter_coverage = 0.995\n', encoding="utf-8")
+    out = tmp_path / "spm"
+    assert main(["vocab", "train", "--recipe", str(recipe), "--set", "vocab.size=2500",
+                 "--corpus", str(corpus["mixture"]), "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["settings"]["sp_model_type"] == "bpe" and manifest["size"] == 2500
+    assert 'size = 2500' in (out / "resolved_config.toml").read_text()
+
+    tracker = RecordingTracker()
+    again = train_vocab(corpus["mixture"], tmp_path / "tracked", VocabSettings(kind="sentencepiece",
+                        sp_model_type="bpe", size=2500, character_coverage=0.995), tracker)
+    assert tracker.logged["vocab/vocab_size"] == again["vocab_size"] == manifest["vocab_size"]
+    assert tracker.logged["vocab/bytes_read"] == manifest["bytes_read"] > 0
