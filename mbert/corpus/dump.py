@@ -172,9 +172,9 @@ def dbname_language(dbname: str) -> str | None:
     return None
 
 
-def _read_blocks(stream: BinaryIO, source: str) -> Iterator[bytes]:
+def _read_blocks(stream: BinaryIO, source: str, size: int = BLOCK) -> Iterator[bytes]:
     try:
-        while block := stream.read(BLOCK):
+        while block := stream.read(size):
             yield block
     except (OSError, EOFError, lzma.LZMAError) as exc:
         raise UserError(f"{source}: the compressed file is corrupt or truncated ({exc}); "
@@ -184,7 +184,7 @@ def _read_blocks(stream: BinaryIO, source: str) -> Iterator[bytes]:
 def read_siteinfo(path: Path) -> SiteInfo:
     """Parse a dump only up to the end of <siteinfo> (the first stream of a multistream dump)."""
     with open_compressed(path) as stream:
-        blocks = _read_blocks(stream, str(path))
+        blocks = _read_blocks(stream, str(path), 1 << 15)  # small reads: <siteinfo> is at the start
         first = next(blocks, b"")
         if not first.strip():
             raise UserError(f"{path}: the dump is empty; re-download it or remove it from the sources")

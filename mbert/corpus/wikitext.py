@@ -188,15 +188,7 @@ class WikitextCleaner:
         for token in tokens:
             kind = type(token)
             if kind is T.Text:
-                sink.append(token.text)
-            elif kind in _DROP_OPEN:
-                stack.append(_Frame("drop", sink))
-                sink = stack[-1].first
-            elif kind in _DROP_CLOSE:
-                frame = stack.pop()
-                sink = frame.parent
-                if kind is T.HeadingEnd:
-                    sink.append("\n")  # section titles are not sentences
+                sink.append(token["text"])
             elif kind is T.WikilinkOpen:
                 stack.append(_Frame("link", sink))
                 sink = stack[-1].first
@@ -212,8 +204,16 @@ class WikitextCleaner:
                 sink = frame.parent
                 sink.append(self._link("".join(frame.first),
                                        None if frame.second is None else "".join(frame.second)))
+            elif kind in _DROP_OPEN:
+                stack.append(_Frame("drop", sink))
+                sink = stack[-1].first
+            elif kind in _DROP_CLOSE:
+                frame = stack.pop()
+                sink = frame.parent
+                if kind is T.HeadingEnd:
+                    sink.append("\n")  # section titles are not sentences
             elif kind is T.ExternalLinkOpen:
-                stack.append(_Frame("external", sink, token.brackets))
+                stack.append(_Frame("external", sink, token.get("brackets")))
                 sink = stack[-1].first
             elif kind is T.ExternalLinkSeparator:
                 stack[-1].second = []
