@@ -241,6 +241,9 @@ def test_bad_input(tmp_path, corpus, capsys):
            "smaller than the alphabet plus special tokens", tmp_path / "o7")
     _fails(["vocab", "train", "--corpus", str(corpus["mixture"]), "--size", "100", "--kind", "sentencepiece"],
            capsys, "smaller than the alphabet plus special tokens", tmp_path / "o8")
+    with pytest.raises(UserError, match="contains the corpus"):
+        train_vocab(corpus["clean"] / "en", corpus["clean"], VocabSettings(force=True, **SMALL))
+    assert (corpus["clean"] / "en" / "part-00000.parquet").is_file()
     assert main(["vocab", "train", "--corpus", str(corpus["mixture"]), "--out", str(tmp_path / "o9"),
                  "--size", "5", "--wandb", "off"]) == 2  # below the settings' minimum: a config error
 

@@ -37,6 +37,9 @@ def is_complete(out_dir: Path) -> bool:
 def train_vocab(corpus_dir: Path, out_dir: Path, settings: VocabSettings, tracker=None) -> dict:
     """Train the vocabulary described by `settings` on `corpus_dir`; returns the manifest."""
     corpus_dir, out_dir = Path(corpus_dir), Path(out_dir)
+    if out_dir.resolve() == corpus_dir.resolve() or out_dir.resolve() in corpus_dir.resolve().parents:
+        # the output folder is replaced whole: it must never hold the corpus
+        raise UserError(f"output folder {out_dir} contains the corpus {corpus_dir}; choose another --out")
     folder = find_corpus(corpus_dir)
     fingerprint = corpus_fingerprint(folder)
     existing = _check_output(out_dir, settings, fingerprint)
