@@ -113,3 +113,15 @@ def test_report_bad_input(folders, tmp_path, capsys):
     with pytest.raises(UserError, match="does not exist"):
         tokenizer_report(folders["vocab"], {"en": [tmp_path / "nope.txt"]}, tmp_path / "o")
     assert not (tmp_path / "o").exists()
+
+
+def test_run_layout_report_inside_vocab_folder(folders, tmp_path):
+    """`mbert run` writes the report into RUN/vocab/report: the vocabulary stays complete and reusable."""
+    from mbert.vocab.train import is_complete
+
+    run_vocab = tmp_path / "run" / "vocab"
+    first = train_vocab(folders["mixture"], run_vocab, VocabSettings(**SMALL))
+    tokenizer_report(run_vocab, folders["clean"], run_vocab / "report", max_lines_per_language=20)
+    assert is_complete(run_vocab) and (run_vocab / "report" / "report.json").is_file()
+    assert train_vocab(folders["mixture"], run_vocab, VocabSettings(**SMALL)) == first
+    assert (run_vocab / "report" / "report.json").is_file()
