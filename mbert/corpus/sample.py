@@ -204,7 +204,8 @@ def _plot(p: dict, q: dict, path: Path, smoothing: float) -> Path:
     ax.set_xticks(x, langs, rotation=90 if len(langs) > 12 else 0, fontsize=8)
     ax.set_ylabel("share of the corpus (log scale)")
     ax.set_title("Exponentially smoothed language sampling")
-    ax.legend()
+    ax.set_ylim(top=max(max(p.values()), max(q.values())) * 8)  # head-room for the legend
+    ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
