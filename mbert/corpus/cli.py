@@ -60,8 +60,7 @@ def _extract(args: argparse.Namespace) -> int:
         if not (args.lang and args.source):
             raise ConfigError("give --lang CODE together with at least one --source PATH "
                               "(or neither, to take [corpus] sources from the recipe)")
-        flags["sources"] = {args.lang: [str(Path(s).absolute()) if not s.startswith("hf:") else s
-                                        for s in args.source]}
+        flags["sources"] = {args.lang: list(args.source)}  # made absolute by stage_settings
     settings = stage_settings(args, "corpus", CorpusSettings, flags)
     from ..config import to_plain
     from .extract import extract_corpus

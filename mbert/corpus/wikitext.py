@@ -64,7 +64,7 @@ _DISAMBIGUATION = re.compile(
     r"__DISAMBIG__|\{\{\s*(?:disambig\w*|dab|disamb|hndis|geodis|set index|aimai|曖昧さ回避|消歧义|消歧義|"
     r"dp|begriffsklärung|homonymie|desambiguación|desambiguação|disambigua|неоднозначност\w*|"
     r"многозначност\w*|пояснение|αποσαφήνιση|trang định hướng|định hướng|निःसंदिग्धीकरण|"
-    r"निसंदिग्धीकरण|توضيح|ابهام‌زدایی|anlam ayrımı|täsmennyssivu|förgrening|flertydig|"
+    r"निसंदिग्धीकरण|बहुविकल्पी|maana|توضيح|ابهام‌زدایی|anlam ayrımı|täsmennyssivu|förgrening|flertydig|"
     r"dubbelzinnig|ujednoznacznienie|rozcestník)\s*[|}]", re.I)
 
 RESIDUE = ("[[", "]]", "{{", "}}", "'''", "<ref", "{|", "|}", "thumb|")
