@@ -394,3 +394,19 @@ def test_bench_pretrain_json(capsys):
     assert code == 0 and result["device"] == "cpu"
     assert result["ours_tokens_per_s"] > 0 and result["hf_tokens_per_s"] > 0
     assert result["ratio"] == pytest.approx(result["ours_tokens_per_s"] / result["hf_tokens_per_s"])
+
+
+def test_rerun_finishes_a_run_stopped_after_its_last_checkpoint(inputs, finished_run, tmp_path):
+    corpus, vocab = inputs
+    out = tmp_path / "copy"
+    shutil.copytree(finished_run[0], out)
+    (out / "manifest.json").unlink()   # as if stopped while writing the output
+    shutil.rmtree(out / "model")
+    before = (out / "train_log.jsonl").read_text()
+    result = pretrain(corpus, vocab, out, tiny_settings())  # resume=None, as `mbert run` calls it
+    assert is_complete(out) and (out / "model" / "config.json").is_file()
+    assert (out / "train_log.jsonl").read_text() == before  # nothing was trained again
+    assert result["final_loss"] == pytest.approx(finished_run[1]["final_loss"])
+    # other settings: the old run is replaced, not continued
+    pretrain(corpus, vocab, out, tiny_settings(steps=2, learning_rate=5e-4))
+    assert [r["step"] for r in read_log(out)] == [1, 2]

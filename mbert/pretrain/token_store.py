@@ -31,6 +31,7 @@ from .inputs import Shard, iter_documents
 STORE_VERSION = 1
 # above this share of [UNK] tokens the vocabulary was not built for this corpus
 MAX_UNK_SHARE = 0.5
+SMALL_CORPUS_BYTES = 16_000_000
 
 _worker_tokenizer = None
 
@@ -140,8 +141,9 @@ def _ordered_results(shards: list[Shard], vocab_dir: Path, tokenizer, workers: i
 def build_token_store(shards: list[Shard], vocab_dir: Path, tokenizer, store_dir: Path,
                       fingerprint: str, workers: int = 0) -> TokenStore:
     """Tokenise every document of `shards` into `store_dir` (replaced atomically)."""
-    workers = workers or os.cpu_count() or 1
     total_bytes = sum(s.path.stat().st_size for s in shards)
+    if workers == 0:  # auto: starting worker processes costs more than a small corpus takes
+        workers = 1 if total_bytes < SMALL_CORPUS_BYTES else os.cpu_count() or 1
     languages: dict[str, int] = {}
     lang_tokens: dict[str, int] = {}
     n_tokens = n_sentences = n_docs = unk = 0

@@ -314,6 +314,7 @@ class Trainer:
     def restore(self) -> int:
         """Load the newest checkpoint when resuming; returns the step it holds (0 when none)."""
         found = checkpoint_dirs(self.ckpt_root)
+        self.restored_meta: dict = {}
         if not self.resume or not found:
             if self.resume:
                 info(f"no checkpoint in {self.ckpt_root}; starting from step 0")
@@ -323,6 +324,7 @@ class Trainer:
             return 0
         step, path = found[-1]
         state, meta = load_checkpoint(path, self.fingerprint)
+        self.restored_meta = meta
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -454,7 +456,8 @@ class Trainer:
                  "scheduler": self.scheduler.state_dict(), "rng": rng_state(), "step": step,
                  "tokens_seen": self.tokens_seen}
         kinds = self.step_kinds[:step]
-        meta = {"fingerprint": self.fingerprint, "settings": self.settings_hash, "loss": record["loss"], "tokens_seen": self.tokens_seen,
+        meta = {"fingerprint": self.fingerprint, "settings": self.settings_hash, "loss": record["loss"],
+                "record": {k: record[k] for k in ("loss", "mlm_accuracy") if k in record}, "tokens_seen": self.tokens_seen,
                 "data_position": {k: int(np.count_nonzero(kinds == k)) * self.s.batch_size
                                   for k in self.sources}}
         save_checkpoint(self.ckpt_root, step, state, meta, self.s.keep_checkpoints)
@@ -478,15 +481,16 @@ class Trainer:
         self.prepare_data()
         self.prepare_model()
         start = self.restore()
-        if start >= s.steps:
-            raise UserError(f"the checkpoint in {self.ckpt_root} is already at step {start} >= "
+        if start > s.steps:
+            raise UserError(f"the checkpoint in {self.ckpt_root} is already at step {start} > "
                             f"pretrain.steps = {s.steps}; raise --steps to train further")
         self.dist.barrier()
         progress = bar(total=s.steps, initial=start, desc="pretraining", unit="step") \
             if self.dist.main else None
         window_tokens, window_start = 0, time.time()
-        record: dict = {}
-        heldout: dict[str, float] = {}
+        # a run stopped after its last checkpoint but before its output: only the output is left
+        record: dict = dict(self.restored_meta.get("record", {})) if start == s.steps else {}
+        heldout: dict[str, float] = self.heldout_losses() if start == s.steps and self.dist.main else {}
         for step in range(start + 1, s.steps + 1):
             record = self.train_step(step)
             window_tokens += record.pop("_tokens")
@@ -504,7 +508,7 @@ class Trainer:
                     self.log(record)
                 progress.update(1)
                 progress.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['mlm_accuracy']:.2f}")
-            if step % s.checkpoint_every == 0 and self.dist.main:
+            if (step % s.checkpoint_every == 0 or final) and self.dist.main:
                 self.save(step, record)
             self.dist.barrier()
         if progress is not None:
