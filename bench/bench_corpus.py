@@ -110,7 +110,7 @@ def main() -> None:
                         help="also time `corpus extract` of all the dumps at once with N workers (e.g. 1 2 4)")
     args = parser.parse_args()
     dumps = args.dumps or sorted(p for p in KIT.glob("*.bz2") if "-index" not in p.name)
-    rows, totals = [], {"mb": 0.0, "pages": 0, "ours_cpu": 0.0, "ours_wall": 0.0, "wx_cpu": 0.0, "wx_wall": 0.0}
+    totals = {"mb": 0.0, "pages": 0, "ours_cpu": 0.0, "ours_wall": 0.0, "wx_cpu": 0.0, "wx_wall": 0.0}
     print(f"{'dump':<44} {'MB':>6} {'pages':>6} | {'ours MB/s':>9} {'pages/s':>8} | {'wx MB/s':>8} {'pages/s':>8} | ratio")
     for path in dumps:
         mb = path.stat().st_size / 1e6
@@ -142,7 +142,7 @@ def main() -> None:
           f"(CPU {t['wx_cpu']:.2f}s, wall {t['wx_wall']:.2f}s)")
     print(f"  ratio mbert / wikiextractor per core: {t['wx_cpu'] / t['ours_cpu']:.2f}x")
 
-    print(f"\nsteady state, in-process, one core (no start-up):")
+    print("\nsteady state, in-process, one core (no start-up):")
     print(f"{'dump':<44} {'MB':>6} | {'ours MB/s':>9} {'pages/s':>8} | {'wx MB/s':>8} {'pages/s':>8} | ratio")
     core = {"mb": 0.0, "ours": 0.0, "wx": 0.0, "ours_pages": 0, "wx_pages": 0}
     for path in dumps:

@@ -88,7 +88,12 @@ def test_cleaner_keeps_link_text_and_drops_media_categories_interlanguage():
     text = cleaner.clean(wikitext)
     assert text.split("\n") == ["Sofia is the capital of Bulgaria. It has Vitosha nearby.",
                                 "Founded by the Serdi\u00a0tribe."]
-    assert strip_spans("a {{x|{{y}}}} b") == "a  b"
+    assert strip_spans("a {{x|{{y}}}} b {{{arg}}} c") == "a  b  c"
+    text = WikitextCleaner().clean("Water is H<sub>2</sub>O &amp; ice.[http://x.org Site] see http://x.org now.\n"
+                                   "* item one\n# item [[two|2]]\n<div>block</div>[[:Category:Foo|cat link]] "
+                                   "[[wikt:word]] [[Paris#History]]")
+    assert text.split("\n") == ["Water is H2O & ice.Site see now.", "item one", "item 2", "block",
+                                 "cat link Paris"]
 
 
 def test_manifest_format_and_checksums(wiki_corpus, data_dir):

@@ -3,19 +3,19 @@
 A fast linear pre-pass first cuts out what is dropped whole anyway (HTML comments, references,
 templates, tables, media tags): those spans are most of the markup and most of the parse time,
 and removing them with a brace/line scanner keeps nested `{{...}}` and `{|...|}` exact. The
-remainder is tokenized by mwparserfromhell (its C tokenizer) and rendered from the token
-stream; links keep their visible text, while file/image,
-category and interlanguage links are dropped, using the dump's own localized namespace names.
+remainder is tokenized by mwparserfromhell (its C tokenizer) and rendered straight from the
+token stream; links keep their visible text, while file/image, category and interlanguage links
+are dropped, using the dump's own localized namespace names.
 """
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass, field
 
-import html
-
 from mwparserfromhell.parser import tokens as T
+
 try:
     from mwparserfromhell.parser._tokenizer import CTokenizer as _Tokenizer
 except ImportError:  # a build without the C extension: same tokens, slower
@@ -47,6 +47,7 @@ _PREPASS_TAGS = re.compile(
     re.S | re.I)
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
 _BRACES = re.compile(r"\{\{|\}\}")
+_ARGUMENT = re.compile(r"\{\{\{[^{}]*\}\}\}")  # {{{param}}}: would unbalance the brace scanner
 _BRACKETS = re.compile(r"\[\[|\]\]")
 _TABLE_EDGE = re.compile(r"^[ \t:*#;]*(\{\||\|\})", re.M)  # `:{|` is an indented table
 _MAGIC_WORD = re.compile(r"__[A-ZÀ-ÿ_]+__")
@@ -85,10 +86,6 @@ class Namespaces:
         categories = set(_CATEGORY_NAMES) | {names[14].lower()} if names.get(14) else set(_CATEGORY_NAMES)
         others = {name.lower() for key, name in names.items() if name and key not in (0, 6, -2, 14)}
         return cls(frozenset(files), frozenset(categories), frozenset(others))
-
-    def localized_prefixes(self) -> list[str]:
-        """`Category:`/`File:` prefixes as they would appear in text, for residue checks."""
-        return [f"{name}:" for name in sorted(self.files | self.categories)]
 
 
 def is_disambiguation(title: str, wikitext: str) -> bool:
@@ -141,7 +138,7 @@ def strip_spans(wikitext: str, media_links: re.Pattern | None = None) -> str:
     text = _COMMENT.sub("", wikitext)
     text = _PREPASS_TAGS.sub("", text)
     if "{{" in text:
-        text = _remove_nested(text, _BRACES, "{{")
+        text = _remove_nested(_ARGUMENT.sub("", text), _BRACES, "{{")
     if "{|" in text:
         text = _remove_nested(text, _TABLE_EDGE, "{|")
     if media_links is not None and "[[" in text:
