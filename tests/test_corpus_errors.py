@@ -112,3 +112,10 @@ def test_failure_mid_dump_in_one_language_marks_the_run_incomplete(data_dir, tmp
     assert data["complete"] is False and data["languages"]["en"]["complete"] is False
     assert not (out / "en").exists()
     capsys.readouterr()
+
+
+def test_hub_dataset_source_offline_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _run_bad("sw", ["hf:wikimedia/wikipedia:20231101.sw"], tmp_path / "out", capsys,
+             "cannot load 'wikimedia/wikipedia:20231101.sw' with datasets.load_dataset")
