@@ -1,0 +1,77 @@
+"""`mbert run`: the embedded demo recipe end to end, then resume and redo behaviour."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from mbert.pipeline import STAGES, default_recipe
+
+# The demo recipe, shrunk so the whole pipeline runs in about a minute on 2 cores.
+FAST = ["pretrain.steps=8", "pretrain.eval_every=4", "pretrain.checkpoint_every=4", "pretrain.batch_size=8",
+        "evaluate.seeds=[1]", "evaluate.max_train_examples=32", "evaluate.max_eval_examples=16",
+        "vocab.size=1500"]
+
+
+def _run(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    sets = [arg for item in FAST for arg in ("--set", item)]
+    result = subprocess.run([sys.executable, "-m", "mbert", "--quiet", "run", str(default_recipe()),
+                             "--out", str(run_dir), *sets, *extra],
+                            capture_output=True, text=True, timeout=900, cwd=run_dir.parent)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    run_dir = tmp_path_factory.mktemp("demo") / "run"
+    return run_dir, _run(run_dir)
+
+
+def test_no_recipe_means_the_embedded_demo(repo_dir: Path) -> None:
+    assert default_recipe() == repo_dir / "corpora" / "demo.toml"
+
+
+def test_demo_produces_every_stage_and_the_report(demo_run: tuple[Path, subprocess.CompletedProcess]) -> None:
+    run_dir, result = demo_run
+    clean = json.loads((run_dir / "corpus/clean/manifest.json").read_text())
+    assert len(clean["languages"]) >= 8 and {"zh", "ja", "ru", "ar"} <= set(clean["languages"])
+    mixture = json.loads((run_dir / "corpus/mixture/manifest.json").read_text())
+    assert mixture["smoothing"] == 0.7
+    assert (run_dir / "vocab/tokenizer.json").is_file() and (run_dir / "vocab/report/report.json").is_file()
+    for variant in ("mlm", "mlm-tlm"):  # pretrained side by side, as the recipe asks
+        assert (run_dir / f"pretrain/{variant}/model/config.json").is_file()
+    metrics = json.loads((run_dir / "eval/demo/metrics.json").read_text())
+    assert {"ner", "pos", "tatoeba"} <= set(metrics)
+    assert set(metrics["ner"]) >= {"en", "de", "zh", "ar"}
+    html = (run_dir / "report/report.html").read_text(encoding="utf-8")
+    assert "<img" in html and "src=\"http" not in html  # self-contained
+    # every stage logged to the same W&B project (offline), grouped by the run folder
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) >= len(STAGES)
+    resolved = tomllib.loads((run_dir / "recipe.resolved.toml").read_text())
+    assert resolved["pretrain"]["steps"] == 8
+    assert str(run_dir / "report/report.html") in result.stdout
+
+
+def test_rerun_skips_complete_stages_and_redoes_what_changed(
+        demo_run: tuple[Path, subprocess.CompletedProcess]) -> None:
+    run_dir, _ = demo_run
+    model = run_dir / "pretrain/mlm/model/model.safetensors"
+    before = model.stat().st_mtime_ns
+    again = _run(run_dir, "--wandb", "off")  # the logging mode does not invalidate any stage
+    for stage in STAGES:
+        assert f"{stage} skipped" in again.stdout, again.stdout
+    assert model.stat().st_mtime_ns == before
+    report = run_dir / "report/report.html"
+    report_before = report.stat().st_mtime_ns
+    changed = _run(run_dir, "--wandb", "off", "--set", 'report.title="changed title"')
+    assert "evaluate skipped" in changed.stdout and "report skipped" not in changed.stdout
+    assert model.stat().st_mtime_ns == before  # upstream untouched
+    assert report.stat().st_mtime_ns != report_before and "changed title" in report.read_text(encoding="utf-8")
+    state = json.loads((run_dir / "run_state.json").read_text())
+    assert set(state) == set(STAGES)
