@@ -94,6 +94,9 @@ def test_cleaner_keeps_link_text_and_drops_media_categories_interlanguage():
                                    "[[wikt:word]] [[Paris#History]]")
     assert text.split("\n") == ["Water is H2O & ice.Site see now.", "item one", "item 2", "block",
                                  "cat link Paris"]
+    # 4 apostrophes = a literal one plus bold (frwiki writes L'eau in bold this way); 5 = bold italic
+    q = "'"
+    assert WikitextCleaner().clean(f"{q*3}L{q*4}eau{q*3} et {q*5}mot{q*5} {q*2}x{q*2}.") == "L'eau et mot x."
 
 
 def test_manifest_format_and_checksums(wiki_corpus, data_dir):

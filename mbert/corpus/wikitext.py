@@ -52,6 +52,13 @@ _BRACKETS = re.compile(r"\[\[|\]\]")
 _TABLE_EDGE = re.compile(r"^[ \t:*#;]*(\{\||\|\})", re.M)  # `:{|` is an indented table
 _MAGIC_WORD = re.compile(r"__[A-ZÀ-ÿ_]+__")
 _QUOTES = re.compile(r"''+")
+
+
+def _quote_run(match: re.Match) -> str:
+    """Bold/italic markup leaves no text, but MediaWiki reads 4 apostrophes as a literal apostrophe
+    plus bold (fr: L, 4 apostrophes, eau = "L'eau") and the extras of a run longer than 5 as literal."""
+    run = len(match.group(0))
+    return "'" if run == 4 else "'" * (run - 5) if run > 5 else ""
 # What broken source markup leaves (MediaWiki shows it literally): unpaired link brackets, unclosed <ref>.
 _STRAY = re.compile(r"\[\[|\]\]|</?ref\b[^>]*>", re.I)
 _SPACES = re.compile(r"[ \t\u00a0]{2,}")
@@ -173,7 +180,7 @@ class WikitextCleaner:
         tokens = _TOKENIZER.tokenize(strip_spans(wikitext, self._media_links), 0, True)
         text = self._render(tokens)
         text = _MAGIC_WORD.sub("", text)
-        text = _QUOTES.sub("", text)
+        text = _QUOTES.sub(_quote_run, text)
         text = _STRAY.sub("", text)
         text = _EMPTY_BRACKETS.sub("", text)
         lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
