@@ -50,6 +50,12 @@ def write_mixture(data_dir: Path, out: Path, repeats: int) -> int:
     return sum(len(r[2].encode()) for r in rows)
 
 
+def _cpu_seconds() -> float:
+    """User + system time of this process, all threads (the Rust and C++ trainers are threaded)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child(corpus: Path, out: Path, kind: str, sp_model_type: str, size: int, trace: bool) -> dict:
     from mbert.progress import set_quiet
     from mbert.vocab.settings import VocabSettings
@@ -59,12 +65,14 @@ def child(corpus: Path, out: Path, kind: str, sp_model_type: str, size: int, tra
     if trace:  # slows Python allocations down: off when measuring speed
         tracemalloc.start()
     start = time.perf_counter()
+    cpu_start = _cpu_seconds()
     manifest = train_vocab(corpus, out, VocabSettings(kind=kind, sp_model_type=sp_model_type, size=size))
     wall = time.perf_counter() - start
+    cpu = _cpu_seconds() - cpu_start
     python_peak = tracemalloc.get_traced_memory()[1] / 2**20 if trace else None
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     mb = manifest["bytes_read"] / 1e6
-    return {"mb": mb, "seconds": wall, "mb_per_s": mb / wall,
+    return {"mb": mb, "seconds": wall, "cpu_seconds": cpu, "mb_per_s": mb / wall,
             "read_mb_per_s": mb / max(manifest["read_seconds"], 1e-9), "vocab_size": manifest["vocab_size"],
             "peak_rss_mb": rss_kib / 1024, "peak_python_mb": python_peak}
 
@@ -86,10 +94,11 @@ def main() -> None:
         print(json.dumps(child(Path(corpus), Path(out), kind, sp_type, int(size), trace == "1")))
         return
 
-    print(f"CPU cores: {os.cpu_count()}; vocabulary size {args.size:,}; kit corpus from {args.data}")
-    print("| kind | corpus | MB | seconds | MB/s (total) | MB/s (reading) | vocab | peak RSS (MB) | "
+    print(f"CPU cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}; vocabulary size {args.size:,}; "
+          f"kit corpus from {args.data}")
+    print("| kind | corpus | MB | seconds | CPU seconds | MB/s (total) | MB/s (reading) | vocab | peak RSS (MB) | "
           "peak Python heap (MB) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for repeats in args.repeats:
             corpus = Path(tmp) / f"mixture-x{repeats}"
@@ -101,7 +110,8 @@ def main() -> None:
                                          sp_type or "unigram", str(args.size), "1" if args.python_heap else "0"],
                                         check=True, capture_output=True, text=True, cwd=REPO)
                 r = json.loads(result.stdout.strip().splitlines()[-1])
-                print(f"| {spec} | kit x{repeats} | {r['mb']:.1f} | {r['seconds']:.1f} | {r['mb_per_s']:.2f} | "
+                print(f"| {spec} | kit x{repeats} | {r['mb']:.1f} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | "
+                      f"{r['mb_per_s']:.2f} | "
                       f"{r['read_mb_per_s']:.2f} | "
                       f"{r['vocab_size']:,} | {r['peak_rss_mb']:.0f} | "
                       + ("–" if r["peak_python_mb"] is None else f"{r['peak_python_mb']:.1f}") + " |", flush=True)
