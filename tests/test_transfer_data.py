@@ -144,3 +144,10 @@ def test_xz_reader_matches_decompressed_text(data_dir):
     with lzma.open(path, "rt", encoding="utf-8") as handle:
         blocks = [b for b in handle.read().split("\n\n") if b.strip()]
     assert len(read_xtreme_tags(path)) == len(blocks) == 21_253
+
+
+def test_hub_loading_offline_is_a_clear_error(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    suite = _suite(data_dir, tmp_path, kind="ner", hub="panx", languages=["de"])
+    with pytest.raises(UserError, match="cannot load xtreme/PAN-X.en .*use local files when offline"):
+        load_task(suite, "panx", suite.tasks["t"])

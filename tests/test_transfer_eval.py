@@ -392,3 +392,19 @@ max_sentences = 20
         metrics["xnli"]["en"]["mean"] - metrics["xnli"]["de"]["mean"], abs=1e-3)
     assert "eval/tatoeba/target_average" in tracker.values and "eval/tatoeba/transfer_gap" not in tracker.values
     assert not (out / ".work").exists()
+
+
+def test_model_arguments_and_names(tiny_model, tmp_path):
+    from mbert.transfer.checkpoints import name_models
+    from mbert.transfer.cli import parse_models
+
+    run = tmp_path / "run" / "pretrain"
+    shutil.copytree(tiny_model, run / "model")
+    parsed = parse_models([f"base={tiny_model}", str(run), str(tiny_model)])
+    assert parsed == [("base", tiny_model), (None, run), (None, tiny_model)]
+    named = name_models(parsed)
+    assert [(c.name, c.path) for c in named] == [("base", tiny_model), ("pretrain", run / "model"),
+                                                 ("tiny", tiny_model)]
+    assert [c.name for c in name_models([tiny_model, tiny_model])] == ["tiny", "tiny-2"]
+    with pytest.raises(UserError, match="two models are named 'a'"):
+        name_models([("a", tiny_model), ("a", run)])

@@ -66,12 +66,14 @@ def resolve_checkpoint(path: Path) -> Path:
 
 
 def name_models(model_dirs: dict[str, Path] | Path | list) -> list[Checkpoint]:
-    """Named checkpoints; an unnamed folder is named after itself (its parent for `.../model`)."""
+    """Named checkpoints; an unnamed folder is named after itself (its parent for `.../model`).
+
+    Accepts a folder, a list of folders or of (name or None, folder) pairs, or {name: folder}."""
     if isinstance(model_dirs, dict):
         items = list(model_dirs.items())
     else:
-        paths = [model_dirs] if isinstance(model_dirs, (str, Path)) else list(model_dirs)
-        items = [(None, Path(p)) for p in paths]
+        entries = [model_dirs] if isinstance(model_dirs, (str, Path)) else list(model_dirs)
+        items = [entry if isinstance(entry, tuple) else (None, Path(entry)) for entry in entries]
     checkpoints, seen = [], set()
     for name, path in items:
         folder = resolve_checkpoint(Path(path))

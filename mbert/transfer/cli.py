@@ -14,8 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         sub, "evaluate", handler=_evaluate,
         help="fine-tune on the source language and test every target language (XTREME-style); "
              "metrics.json, summary.md and XTREME-layout predictions in --out",
-        example="mbert evaluate --model runs/demo/pretrain --model random=runs/rand/model "
-                "--suite eval/default.toml --out runs/demo/eval/default --seeds 1 2 3")
+        example="mbert evaluate --model mlm=runs/demo/pretrain/mlm --model runs/demo/pretrain/mlm-tlm "
+                "--random-init --suite eval/default.toml --out runs/demo/eval/compare --seeds 1 2 3")
     parser.add_argument("--model", action="append", default=[], metavar="[NAME=]DIR",
                         help="checkpoint folder (a pretrain output or a save_pretrained folder); repeat "
                              "to compare several; default: the suite's [models]")
@@ -33,19 +33,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="run the language-neutrality analysis (default: as the suite says)")
 
 
-def parse_models(values: list[str]) -> dict[str, Path] | list[Path]:
+def parse_models(values: list[str]) -> list[tuple[str | None, Path]]:
     """`DIR` or `NAME=DIR` per value; unnamed folders are named after themselves later."""
-    named = [v for v in values if "=" in v and "/" not in v.split("=", 1)[0]]
-    if named and len(named) != len(values):
-        raise ConfigError("name every --model or none of them (NAME=DIR), so results can be told apart")
-    if not named:
-        return [Path(v) for v in values]
-    models: dict[str, Path] = {}
+    models: list[tuple[str | None, Path]] = []
     for value in values:
-        name, folder = value.split("=", 1)
-        if not name or not folder or name in models:
-            raise ConfigError(f"--model {value!r}: expected a distinct NAME=DIR")
-        models[name] = Path(folder)
+        name, sep, folder = value.partition("=")
+        if sep and name and "/" not in name and folder:
+            models.append((name, Path(folder)))
+        elif sep and not (name and folder) and "/" not in name:
+            raise ConfigError(f"--model {value!r}: expected DIR or NAME=DIR")
+        else:
+            models.append((None, Path(value)))
     return models
 
 

@@ -24,10 +24,11 @@ def _round(value: float | None) -> float | None:
     return round(value, 4) if value is not None else None
 
 
-def _cell(entry: dict | None, seeds: int) -> str:
+def _cell(entry: dict | None) -> str:
     if entry is None:
         return "—"
-    return f"{entry['mean']:.1f} ± {entry['std']:.1f}" if seeds > 1 else f"{entry['mean']:.1f}"
+    # retrieval has no fine-tuning, so one score however many seeds: no ± for it
+    return f"{entry['mean']:.1f} ± {entry['std']:.1f}" if len(entry["seeds"]) > 1 else f"{entry['mean']:.1f}"
 
 
 def _number(value: float | None) -> str:
@@ -50,7 +51,7 @@ def markdown(results: dict[str, Metrics], kinds: dict[str, str], source: str, se
         languages = list(dict.fromkeys(lang for m in models for lang in results[m].get(task, {})))
         for lang in languages:
             label = f"{lang} *(source)*" if lang == source else lang
-            lines.append(f"| {label} | " + " | ".join(_cell(results[m].get(task, {}).get(lang), len(seeds))
+            lines.append(f"| {label} | " + " | ".join(_cell(results[m].get(task, {}).get(lang))
                                                       for m in models) + " |")
         summaries = {m: task_summary(results[m].get(task, {}), source) for m in models}
         lines.append("| **target average** | " + " | ".join(

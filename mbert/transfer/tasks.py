@@ -33,7 +33,10 @@ class TaskData:
 
 
 def _read(path: Path, kind: str) -> list[Example]:
-    return read_tagged(path) if kind in TOKEN_KINDS else read_pairs(path)
+    examples = read_tagged(path) if kind in TOKEN_KINDS else read_pairs(path)
+    if not examples:
+        raise UserError(f"{path} holds no examples; check the file")
+    return examples
 
 
 def _labels_of(examples: list[Example]) -> set[str]:
