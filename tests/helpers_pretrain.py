@@ -78,28 +78,3 @@ def tiny_settings(**overrides) -> PretrainSettings:
     base.update(overrides)
     return PretrainSettings(**base)
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def ddp_worker(rank: int, world: int, port: int, corpus: str, vocab: str, out: str, overrides: dict) -> None:
-    """One process of a gloo group running `pretrain` (for torch.multiprocessing.spawn)."""
-    import os
-
-    import torch
-    import torch.distributed as dist
-
-    from mbert.pretrain.train import pretrain
-
-    torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
-    try:
-        pretrain(Path(corpus), Path(vocab), Path(out), tiny_settings(**overrides))
-    finally:
-        dist.destroy_process_group()

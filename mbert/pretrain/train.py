@@ -16,6 +16,7 @@ import math
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -191,6 +192,8 @@ class Trainer:
         self.settings_hash = hashlib.sha256(json.dumps(to_plain(settings), sort_keys=True,
                                                        default=str).encode()).hexdigest()[:16]
         self.log_path = self.out / "train_log.jsonl"
+        # W&B keys: `pretrain/loss`, or `pretrain/<variant>/loss` for `mbert run` variants
+        self.metric_prefix = "pretrain" if self.out.name == "pretrain" else f"pretrain/{self.out.name}"
         if settings.device == "cuda" and not torch.cuda.is_available():
             raise UserError("pretrain.device = 'cuda' but no GPU is visible; use device = 'auto' or 'cpu'")
         use_cuda = settings.device == "cuda" or (settings.device == "auto" and torch.cuda.is_available())
@@ -366,9 +369,9 @@ class Trainer:
                                       language_types=s.language_embeddings))
         return kind, batches
 
-    def train_step(self, step: int) -> dict:
+    def train_step(self, step: int, prepared: tuple[str, list[Batch]] | None = None) -> dict:
         s = self.s
-        kind, batches = self.step_batches(step)
+        kind, batches = prepared or self.step_batches(step)
         # dropout randomness per (step, process): independent of where a run was resumed
         torch.manual_seed(int(np.random.SeedSequence([s.seed, step, self.dist.rank]).generate_state(1)[0]))
         counts = torch.tensor([sum(len(b.masked_labels) for b in batches),
@@ -468,11 +471,11 @@ class Trainer:
         with open(self.log_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         if self.tracker is not None:
-            flat = {f"pretrain/{k}": v for k, v in record.items()
-                    if isinstance(v, (int, float)) and k != "step"}
+            # no W&B `step=`: `mbert run` logs several variants into one tracker, each from step 1
+            flat = {f"{self.metric_prefix}/{k}": v for k, v in record.items() if isinstance(v, (int, float))}
             for lang, value in record.get("heldout_loss", {}).items():
-                flat[f"pretrain/heldout_loss/{lang}"] = value
-            self.tracker.log(flat, step=record["step"])
+                flat[f"{self.metric_prefix}/heldout_loss/{lang}"] = value
+            self.tracker.log(flat)
 
     def run(self) -> dict:
         s = self.s
@@ -491,26 +494,35 @@ class Trainer:
         # a run stopped after its last checkpoint but before its output: only the output is left
         record: dict = dict(self.restored_meta.get("record", {})) if start == s.steps else {}
         heldout: dict[str, float] = self.heldout_losses() if start == s.steps and self.dist.main else {}
-        for step in range(start + 1, s.steps + 1):
-            record = self.train_step(step)
-            window_tokens += record.pop("_tokens")
-            final = step == s.steps
-            if step % s.eval_every == 0 or final:
+        # the next step's batches are masked and collated in a thread while this step computes
+        prefetch = ThreadPoolExecutor(1, thread_name_prefix="mbert-batches")
+        try:
+            upcoming = prefetch.submit(self.step_batches, start + 1) if start < s.steps else None
+            for step in range(start + 1, s.steps + 1):
+                prepared = upcoming.result()
+                if step < s.steps:
+                    upcoming = prefetch.submit(self.step_batches, step + 1)
+                record = self.train_step(step, prepared)
+                window_tokens += record.pop("_tokens")
+                final = step == s.steps
+                if step % s.eval_every == 0 or final:
+                    if self.dist.main:
+                        heldout = self.heldout_losses()
+                        record["heldout_loss"] = heldout
+                    self.dist.barrier()
                 if self.dist.main:
-                    heldout = self.heldout_losses()
-                    record["heldout_loss"] = heldout
+                    if step % s.log_every == 0 or final or "heldout_loss" in record:
+                        elapsed = max(1e-9, time.time() - window_start)
+                        record.update(tokens_per_s=window_tokens / elapsed, tokens_seen=self.tokens_seen)
+                        window_tokens, window_start = 0, time.time()
+                        self.log(record)
+                    progress.update(1)
+                    progress.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['mlm_accuracy']:.2f}")
+                if (step % s.checkpoint_every == 0 or final) and self.dist.main:
+                    self.save(step, record)
                 self.dist.barrier()
-            if self.dist.main:
-                if step % s.log_every == 0 or final or "heldout_loss" in record:
-                    elapsed = max(1e-9, time.time() - window_start)
-                    record.update(tokens_per_s=window_tokens / elapsed, tokens_seen=self.tokens_seen)
-                    window_tokens, window_start = 0, time.time()
-                    self.log(record)
-                progress.update(1)
-                progress.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['mlm_accuracy']:.2f}")
-            if (step % s.checkpoint_every == 0 or final) and self.dist.main:
-                self.save(step, record)
-            self.dist.barrier()
+        finally:
+            prefetch.shutdown(cancel_futures=True)
         if progress is not None:
             progress.close()
         result = {"out_dir": str(self.out), "model_dir": str(self.out / "model"), "steps": s.steps,
@@ -535,7 +547,7 @@ class Trainer:
         write_resolved(self.out, {"pretrain": self.s, "inputs": {
             "corpus": str(self.corpus_dir), "vocab": str(self.vocab_dir), "world_size": self.dist.world}})
         if self.tracker is not None:
-            self.tracker.summary({f"pretrain/{k}": v for k, v in result.items()
+            self.tracker.summary({f"{self.metric_prefix}/{k}": v for k, v in result.items()
                                   if isinstance(v, (int, float))})
         atomic_write_json(self.out / "manifest.json", {
             "stage": "pretrain", "complete": True, "model": "model", "settings": to_plain(self.s),
