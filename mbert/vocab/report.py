@@ -82,8 +82,9 @@ def load_tokenizer(tokenizer_dir: Path):
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     except Exception as exc:  # transformers raises many types here; all mean "not a tokenizer folder"
-        raise UserError(f"cannot load a tokenizer from {tokenizer_dir} ({type(exc).__name__}: "
-                        f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''})") from None
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise UserError(f"cannot load a tokenizer from {tokenizer_dir} ({type(exc).__name__}: {reason}); give a "
+                        "folder with tokenizer.json, or vocab.txt plus tokenizer_config.json") from None
     if not getattr(tokenizer, "is_fast", False) or getattr(tokenizer, "backend_tokenizer", None) is None:
         raise UserError(f"{tokenizer_dir} loads only as a slow tokenizer; the report needs a fast one "
                         "(a tokenizer.json, or a vocab.txt that transformers converts)")
