@@ -24,7 +24,7 @@ from ..config import write_resolved
 from ..errors import UserError
 from ..progress import bar, summary
 from .scripts import entry_script
-from .texts import TextSource, read_languages
+from .texts import read_languages
 
 CHAR_UNIT_LANGUAGES = {"zh", "ja", "th", "cmn", "jpn", "tha", "yue", "wuu", "lzh", "zh-yue", "zh-classical",
                        "zh-min-nan"}
