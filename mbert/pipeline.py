@@ -6,6 +6,7 @@ That makes an interrupted run resume, and an edited recipe redo only what it cha
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -104,7 +105,8 @@ def run_pipeline(recipe: Recipe, *, redo_from: str | None = None, recipe_path: P
                        run_dir=layout.root, config=to_plain(recipe), group=layout.root.resolve().name)
 
     def vocab_stage(t: Tracker) -> None:
-        train_vocab(layout.mixture, layout.vocab, recipe.vocab, t)
+        # the run already decided this stage must be redone: replace an older tokenizer
+        train_vocab(layout.mixture, layout.vocab, dataclasses.replace(recipe.vocab, force=True), t)
         tokenizer_report(layout.vocab, layout.clean, layout.vocab / "report", t,
                          max_lines_per_language=recipe.run.report_lines_per_language)
 
