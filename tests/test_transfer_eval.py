@@ -278,6 +278,11 @@ kind = "tatoeba"
 folder = "tatoeba"
 languages = ["de", "fr"]
 max_eval_examples = 20
+[tasks.bucc]
+kind = "bucc"
+folder = "bucc2018"
+languages = ["zh"]
+max_eval_examples = 200
 """)
     out = tmp_path / "out"
     result = evaluate({"mlm": tiny_model, "mlm+tlm": pretrain_dir}, suite, out, EvaluateSettings(suite=suite))
@@ -288,6 +293,7 @@ max_eval_examples = 20
         assert json.loads((out / "models" / name / "metrics.json").read_text()) == comparison[name]
         assert (out / "models" / name / "predictions/xnli/test-fr.tsv").is_file()
         assert set(comparison[name]["tatoeba"]) == {"de", "fr"}
+        assert set(comparison[name]["bucc"]) == {"zh"} and 0 <= comparison[name]["bucc"]["zh"]["mean"] <= 100
     # same weights, same seed: identical results; fresh weights give other retrieval scores
     assert comparison["mlm"] == comparison["mlm+tlm"]
     assert comparison["random-init"]["tatoeba"] != comparison["mlm"]["tatoeba"]
@@ -325,6 +331,12 @@ def test_cli_reports_bad_input_in_one_line(tiny_model, data_dir, tmp_path, capsy
     code = main(["evaluate", "--model", str(tiny_model), "--suite", str(suite), "--out", str(out),
                  "--tasks", "nope", "--wandb", "off"])
     assert code == 2 and "not in the suite" in capsys.readouterr().err
+
+    # a problem found mid-run (more frozen layers than the model has) leaves no partial output
+    deep = _write_suite(tmp_path / "deep.toml", suite.read_text().replace("epochs = 1", "epochs = 1\nfreeze_layers = 5"))
+    code = main(["evaluate", "--model", str(tiny_model), "--suite", str(deep), "--out", str(out), "--wandb", "off"])
+    assert code == 1 and "freeze_layers = 5 but the model has 2 layers" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob(".out.*"))
 
 
 def test_truncated_words_get_the_fallback_label():
