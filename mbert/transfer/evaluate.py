@@ -64,6 +64,11 @@ def resolve_device(name: str) -> str:
     return name
 
 
+def _wants_random_init(settings: EvaluateSettings, suite: Suite) -> bool:
+    """Whether the random-initialisation baseline is evaluated (asked for by either)."""
+    return settings.random_init or suite.random_init
+
+
 def _select_tasks(suite: Suite, settings: EvaluateSettings) -> dict[str, TaskSpec]:
     unknown = [t for t in settings.tasks if t not in suite.tasks]
     if unknown:
@@ -96,7 +101,7 @@ def evaluate(model_dirs: dict[str, Path] | Path | list | None, suite_path: Path,
         _analysis_languages(suite)
         if not _analysis_folder(suite).is_dir():
             raise ConfigError(f"analysis data folder {_analysis_folder(suite)} does not exist; set analysis.folder")
-    if (settings.random_init or suite.random_init) and any(c.name == RANDOM_INIT for c in checkpoints):
+    if _wants_random_init(settings, suite) and any(c.name == RANDOM_INIT for c in checkpoints):
         raise UserError(f"a model is already named {RANDOM_INIT!r}; rename it to add the random baseline")
     out_dir = Path(out_dir)
     threads = torch.get_num_threads()
@@ -118,15 +123,17 @@ def _run(checkpoints: list[Checkpoint], tokenizers: dict, suite: Suite, suite_pa
     """Evaluate every checkpoint and write the output folder (staged, then renamed into place)."""
     with staging_dir(out_dir) as stage:
         work = stage / ".work"
-        if settings.random_init or suite.random_init:
+        fresh = {RANDOM_INIT} if _wants_random_init(settings, suite) else set()
+        if fresh:
             checkpoints.append(make_random_init(checkpoints[0], work / RANDOM_INIT, seed=seeds[0]))
             tokenizers[RANDOM_INIT] = tokenizers[checkpoints[0].name]
-        originals = {c.name: str(c.path) for c in checkpoints}
+        originals = {c.name: f"fresh weights shaped like {checkpoints[0].name}" if c.name in fresh
+                     else str(c.path) for c in checkpoints}
         alignment_stats: dict[str, dict] = {}
         results: dict[str, Metrics] = {}
         details: dict[str, dict] = {}
         for position, checkpoint in enumerate(checkpoints):
-            info(f"[evaluate] model {checkpoint.name} ({checkpoint.path})")
+            info(f"[evaluate] model {checkpoint.name} ({originals[checkpoint.name]})")
             if suite.alignment.enabled:
                 checkpoint, alignment_stats[checkpoint.name] = _align(suite, checkpoint, work, device, seeds[0])
             prediction_dirs = [stage / "predictions"] if position == 0 else []
