@@ -76,7 +76,8 @@ def test_default_suite_is_valid_and_its_files_exist(repo_dir, data_dir, monkeypa
     monkeypatch.setenv("MBERT_DATA", str(data_dir))
     suite = load_suite(repo_dir / "eval/default.toml")
     assert suite.source == "en" and len(suite.seeds) >= 2
-    assert {"pos", "ner", "pair", "tatoeba"} <= {t.kind for t in suite.tasks.values()}
+    assert {"pos", "ner", "pair", "tatoeba", "bucc"} == {t.kind for t in suite.tasks.values()}
+    assert {"udpos", "panx", "uner", "xnli", "pawsx"} <= set(suite.tasks)
     missing = [p for name, spec in suite.tasks.items() for p in required_files(suite, spec) if not p.is_file()]
     assert missing == []
     for spec in suite.tasks.values():

@@ -332,10 +332,10 @@ def test_cli_reports_bad_input_in_one_line(tiny_model, data_dir, tmp_path, capsy
                  "--tasks", "nope", "--wandb", "off"])
     assert code == 2 and "not in the suite" in capsys.readouterr().err
 
-    # a problem found mid-run (more frozen layers than the model has) leaves no partial output
+    # more frozen layers than the model has: refused before training, nothing written
     deep = _write_suite(tmp_path / "deep.toml", suite.read_text().replace("epochs = 1", "epochs = 1\nfreeze_layers = 5"))
     code = main(["evaluate", "--model", str(tiny_model), "--suite", str(deep), "--out", str(out), "--wandb", "off"])
-    assert code == 1 and "freeze_layers = 5 but the model has 2 layers" in capsys.readouterr().err
+    assert code == 2 and "freeze_layers exceeds the 2 layers of model tiny" in capsys.readouterr().err
     assert not out.exists() and not list(tmp_path.glob(".out.*"))
 
 

@@ -95,6 +95,7 @@ def evaluate(model_dirs: dict[str, Path] | Path | list | None, suite_path: Path,
     checkpoints = name_models(model_dirs)
     tokenizers = {c.name: check_checkpoint(c) for c in checkpoints}
     device = resolve_device(settings.device)
+    _check_depth(checkpoints, suite, specs)
     data = _load_all(suite, specs, settings)
     analysis = suite.analysis.enabled if settings.analysis is None else settings.analysis
     if analysis:  # fail before any training
@@ -183,6 +184,19 @@ def _load_all(suite: Suite, specs: dict[str, TaskSpec], settings: EvaluateSettin
     if problems:
         raise UserError("; ".join(problems))
     return data
+
+
+def _check_depth(checkpoints: list[Checkpoint], suite: Suite, specs: dict[str, TaskSpec]) -> None:
+    """Refuse freeze_layers deeper than a model before any training starts."""
+    wanted = {name: suite.hyper(spec).freeze_layers or 0 for name, spec in specs.items()
+              if spec.kind not in RETRIEVAL_KINDS}
+    for checkpoint in checkpoints:
+        config = json.loads((checkpoint.path / "config.json").read_text(encoding="utf-8"))
+        depth = config.get("num_hidden_layers")
+        too_deep = [f"{task} ({k})" for task, k in wanted.items() if isinstance(depth, int) and k > depth]
+        if too_deep:
+            raise ConfigError(f"freeze_layers exceeds the {depth} layers of model {checkpoint.name} for task(s) "
+                              f"{', '.join(too_deep)}; use at most {depth}")
 
 
 def _gold(task: TaskData, examples: list) -> list:
