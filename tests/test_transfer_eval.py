@@ -332,6 +332,16 @@ def test_cli_reports_bad_input_in_one_line(tiny_model, data_dir, tmp_path, capsy
                  "--tasks", "nope", "--wandb", "off"])
     assert code == 2 and "not in the suite" in capsys.readouterr().err
 
+    # a retrieval language without data is found before any fine-tuning
+    retrieval = _write_suite(tmp_path / "retrieval.toml", suite.read_text() + """
+[tasks.tatoeba]
+kind = "tatoeba"
+folder = "tatoeba"
+languages = ["de", "xx"]
+""")
+    code = main(["evaluate", "--model", str(tiny_model), "--suite", str(retrieval), "--out", str(out), "--wandb", "off"])
+    assert code == 1 and "no Tatoeba data for language 'xx'" in capsys.readouterr().err and not out.exists()
+
     # more frozen layers than the model has: refused before training, nothing written
     deep = _write_suite(tmp_path / "deep.toml", suite.read_text().replace("epochs = 1", "epochs = 1\nfreeze_layers = 5"))
     code = main(["evaluate", "--model", str(tiny_model), "--suite", str(deep), "--out", str(out), "--wandb", "off"])

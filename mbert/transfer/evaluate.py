@@ -172,9 +172,7 @@ def _load_all(suite: Suite, specs: dict[str, TaskSpec], settings: EvaluateSettin
     data, problems = {}, []
     for name, spec in specs.items():
         if spec.kind in RETRIEVAL_KINDS:
-            folder = suite.data / spec.folder
-            if not folder.is_dir():
-                problems.append(f"task {name}: data folder {folder} does not exist")
+            problems += _check_retrieval(suite, name, spec)
             continue
         try:
             data[name] = load_task(suite, name, spec, max_train=settings.max_train_examples,
@@ -197,6 +195,27 @@ def _check_depth(checkpoints: list[Checkpoint], suite: Suite, specs: dict[str, T
         if too_deep:
             raise ConfigError(f"freeze_layers exceeds the {depth} layers of model {checkpoint.name} for task(s) "
                               f"{', '.join(too_deep)}; use at most {depth}")
+
+
+def _check_retrieval(suite: Suite, name: str, spec: TaskSpec) -> list[str]:
+    """Every language of a retrieval task has its files (read one sentence of each, up front)."""
+    folder = suite.data / spec.folder
+    if not folder.is_dir():
+        return [f"task {name}: data folder {folder} does not exist"]
+    try:
+        from . import retrieval
+    except ImportError as exc:
+        return [f"task {name}: retrieval tasks are not available ({exc})"]
+    problems = []
+    for lang in spec.languages:
+        try:
+            if spec.kind == "tatoeba":
+                retrieval.read_tatoeba(folder, lang, 1)
+            else:
+                retrieval.read_bucc(folder, f"{lang}-{suite.source}", "dev", 1)
+        except UserError as exc:
+            problems.append(f"task {name}: {exc}")
+    return problems
 
 
 def _gold(task: TaskData, examples: list) -> list:
