@@ -430,3 +430,21 @@ def test_model_arguments_and_names(tiny_model, tmp_path):
     assert [c.name for c in name_models([tiny_model, tiny_model])] == ["tiny", "tiny-2"]
     with pytest.raises(UserError, match="two models are named 'a'"):
         name_models([("a", tiny_model), ("a", run)])
+
+
+def test_models_listed_in_the_suite(tiny_model, data_dir, tmp_path):
+    shutil.copytree(tiny_model, tmp_path / "ckpts" / "a")
+    suite = _write_suite(tmp_path / "models.toml", f"""
+data = "{data_dir}"
+seeds = [1]
+[models]
+first = "ckpts/a"            # relative to the suite file
+[tasks.tatoeba]
+kind = "tatoeba"
+folder = "tatoeba"
+languages = ["de"]
+max_eval_examples = 10
+""")
+    result = evaluate(None, suite, tmp_path / "out", EvaluateSettings(suite=suite))
+    assert list(result["models"]) == ["first"]
+    assert json.loads((tmp_path / "out/manifest.json").read_text())["models"] == {"first": str(tmp_path / "ckpts/a")}
