@@ -407,6 +407,7 @@ def test_bench_pretrain_json(capsys):
     assert code == 0 and result["device"] == "cpu"
     assert result["ours_tokens_per_s"] > 0 and result["hf_tokens_per_s"] > 0
     assert result["ratio"] == pytest.approx(result["ours_tokens_per_s"] / result["hf_tokens_per_s"])
+    assert result["ours_cpu_s"] > 0 and result["hf_cpu_s"] > 0 and result["mfu"] is None
 
 
 def test_rerun_finishes_a_run_stopped_after_its_last_checkpoint(inputs, finished_run, tmp_path):
