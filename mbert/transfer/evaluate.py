@@ -29,7 +29,9 @@ from ..atomic import atomic_write_json, atomic_write_text, staging_dir
 from ..config import write_resolved
 from ..errors import ConfigError, UserError
 from ..progress import info, summary
-from .checkpoints import RANDOM_INIT, Checkpoint, check_checkpoint, load_encoder, make_aligned, make_random_init, name_models
+from .checkpoints import (RANDOM_INIT, Checkpoint, check_checkpoint, load_encoder, make_aligned,
+                          make_random_init, name_models)
+from .finetune import encode, fine_tune, gold_labels, predict, to_labels
 from .predictions import write_xtreme
 from .scoring import aggregate, score
 from .settings import EvaluateSettings
@@ -51,8 +53,6 @@ def is_complete(out_dir: Path) -> bool:
 
 
 def resolve_device(name: str) -> str:
-    import torch
-
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -152,7 +152,7 @@ def _run(checkpoints: list[Checkpoint], tokenizers: dict, suite: Suite, suite_pa
         shutil.rmtree(work, ignore_errors=True)
         for task in data.values():
             for lang, examples in task.test.items():
-                write_xtreme(stage / "labels", task.name, lang, _gold(task, examples),
+                write_xtreme(stage / "labels", task.name, lang, gold_labels(task, examples),
                              token_task=task.is_token_task)
         report = _write_outputs(stage, suite, specs, seeds, results, checkpoints)
         write_resolved(stage, {"evaluate": settings, "suite": suite, "seeds": seeds, "device": device,
@@ -218,15 +218,11 @@ def _check_retrieval(suite: Suite, name: str, spec: TaskSpec) -> list[str]:
     return problems
 
 
-def _gold(task: TaskData, examples: list) -> list:
-    return [list(e.tags) for e in examples] if task.is_token_task else [e.label for e in examples]
-
-
 def _fallback(task: TaskData) -> str:
     """Label for words cut off by max_length: "O" for NER, else the commonest training label."""
     if "O" in task.labels:
         return "O"
-    counts = Counter(label for labels in _gold(task, task.train)
+    counts = Counter(label for labels in gold_labels(task, task.train)
                      for label in (labels if task.is_token_task else [labels]))
     return counts.most_common(1)[0][0]
 
@@ -234,8 +230,6 @@ def _fallback(task: TaskData) -> str:
 def _evaluate_model(checkpoint: Checkpoint, tokenizer, suite: Suite, specs: dict[str, TaskSpec],
                     data: dict[str, TaskData], seeds: list[int], device: str, prediction_dirs: list[Path],
                     settings: EvaluateSettings) -> tuple[Metrics, dict]:
-    from .finetune import encode, fine_tune, predict, to_labels
-
     metrics: Metrics = {}
     details: dict[str, dict] = {}
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -262,7 +256,7 @@ def _evaluate_model(checkpoint: Checkpoint, tokenizer, suite: Suite, specs: dict
                 ids = predict(tuned.model, encoded[lang], batch_size=hyper.eval_batch_size, pad_id=pad_id,
                               device=device, desc=f"{name} {lang}")
                 predicted = to_labels(task, task.test[lang], ids, fallback)
-                scores[lang].append(score(task.kind, _gold(task, task.test[lang]), predicted))
+                scores[lang].append(score(task.kind, gold_labels(task, task.test[lang]), predicted))
                 if seed_index == 0:
                     for folder in prediction_dirs:
                         write_xtreme(folder, name, lang, predicted, token_task=task.is_token_task)
