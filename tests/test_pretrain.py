@@ -424,3 +424,51 @@ def test_rerun_finishes_a_run_stopped_after_its_last_checkpoint(inputs, finished
     # other settings: the old run is replaced, not continued
     pretrain(corpus, vocab, out, tiny_settings(steps=2, learning_rate=5e-4))
     assert [r["step"] for r in read_log(out)] == [1, 2]
+
+
+def test_fsdp_under_torchrun_matches_one_process_and_resumes(inputs, tmp_path):
+    """FSDP2 on CPU (gloo): same losses as one process, gathered checkpoints, loadable model."""
+    import os
+    import subprocess
+
+    from transformers import AutoModelForMaskedLM
+
+    corpus, vocab = inputs
+    overrides = dict(steps=4, dropout=0.0, eval_every=2, checkpoint_every=2)
+    single = tmp_path / "single"
+    pretrain(corpus, vocab, single, tiny_settings(**overrides))
+    sharded = tmp_path / "fsdp"
+
+    def torchrun(steps: int, *extra: str) -> None:
+        settings = tiny_settings(**overrides)
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                   "-m", "mbert", "pretrain", "--corpus", str(corpus), "--vocab", str(vocab),
+                   "--out", str(sharded), "--model", "tiny", "--steps", str(steps), "--batch-size", "8",
+                   "--seq-len", "64", "--lr", "1e-3", "--wandb", "off", "--quiet", *extra,
+                   "--set", "pretrain.fsdp=true"]
+        for key in ("dropout", "eval_every", "checkpoint_every", "log_every", "warmup_steps",
+                    "heldout_docs", "heldout_instances", "tokenize_workers", "device"):
+            command += ["--set", f"pretrain.{key}={json.dumps(getattr(settings, key))}"]
+        done = subprocess.run(command, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    torchrun(4)
+    one, two = read_log(single), read_log(sharded)
+    for a, b in zip(one, two):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
+        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-4)
+    state = torch.load(sharded / "checkpoints" / "step-4" / "state.pt", weights_only=False)
+    reference = torch.load(single / "checkpoints" / "step-4" / "state.pt", weights_only=False)
+    for key, value in reference["model"].items():  # gathered, full-size weights
+        assert torch.allclose(state["model"][key], value, atol=1e-5), key
+    model = AutoModelForMaskedLM.from_pretrained(sharded / "model")
+    assert torch.allclose(model.bert.embeddings.word_embeddings.weight,
+                          reference["model"]["hf.bert.embeddings.word_embeddings.weight"], atol=1e-5)
+    # train on to step 6 from the step-4 checkpoints: sharded restore = unsharded restore
+    pretrain(corpus, vocab, single, tiny_settings(**{**overrides, "steps": 6}), resume=True)
+    torchrun(6, "--resume")
+    one, two = read_log(single), read_log(sharded)
+    assert [r["step"] for r in two] == [1, 2, 3, 4, 5, 6] and is_complete(sharded)
+    for a, b in zip(one[4:], two[4:]):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)

@@ -56,6 +56,8 @@ class PretrainSettings:
     keep_checkpoints: int = setting(2, min=1, help="keep the last K checkpoints")
     compile: bool = setting(False, help="torch.compile the encoder")
     device: Literal["auto", "cpu", "cuda"] = setting("auto")
+    fsdp: bool = setting(False, help="under torchrun, shard parameters, gradients and optimizer "
+                                     "state (FSDP2) instead of replicating them (DDP)")
 
     def validate(self) -> None:
         if self.batch_size % self.grad_accum:

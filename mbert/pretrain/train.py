@@ -81,17 +81,17 @@ class Distributed:
             self.dist.all_reduce(tensor)
         return tensor
 
-    def broadcast_error(self, message: str | None) -> None:
+    def broadcast_error(self, message: str | None, kind: type[UserError] = UserError) -> None:
         """Raise on every process when any one hit a user error (so none waits forever)."""
         if not self.active:
             if message:
-                raise UserError(message)
+                raise kind(message)
             return
         gathered: list[str | None] = [None] * self.world
         self.dist.all_gather_object(gathered, message)
         first = next((m for m in gathered if m), None)
         if first:
-            raise UserError(first)
+            raise kind(first)
 
     def close(self) -> None:
         if self.owned:
@@ -301,7 +301,15 @@ class Trainer:
         torch.manual_seed(s.seed)
         self.model = PretrainingModel(build_hf_model(self.config, s.nsp)).to(self.device)
         self.wrapped: torch.nn.Module = self.model
-        if self.dist.active:
+        self.sharded = s.fsdp and self.dist.active
+        if self.sharded:
+            from torch.distributed.fsdp import fully_shard
+
+            # one unit per layer; the root holds the embeddings and the tied prediction head
+            for layer in self.model.hf.bert.encoder.layer:
+                fully_shard(layer)
+            fully_shard(self.model)
+        elif self.dist.active:
             from torch.nn.parallel import DistributedDataParallel
 
             self.wrapped = DistributedDataParallel(
@@ -328,8 +336,16 @@ class Trainer:
         step, path = found[-1]
         state, meta = load_checkpoint(path, self.fingerprint)
         self.restored_meta = meta
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.sharded:
+            from torch.distributed.checkpoint.state_dict import (StateDictOptions, set_model_state_dict,
+                                                                 set_optimizer_state_dict)
+
+            full = StateDictOptions(full_state_dict=True)
+            set_model_state_dict(self.model, state["model"], options=full)
+            set_optimizer_state_dict(self.model, self.optimizer, state["optimizer"], options=full)
+        else:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         self.tokens_seen = int(state["tokens_seen"])
@@ -382,7 +398,11 @@ class Trainer:
         self.wrapped.train()
         for m, batch in enumerate(batches):
             last = m == len(batches) - 1
-            sync = contextlib.nullcontext() if last or not self.dist.active else self.wrapped.no_sync()
+            if self.sharded:
+                self.model.set_requires_gradient_sync(last)
+                sync = contextlib.nullcontext()
+            else:
+                sync = contextlib.nullcontext() if last or not self.dist.active else self.wrapped.no_sync()
             with sync:
                 with self._autocast():
                     out = run_batch(self.forward_model, batch.to(self.device))
@@ -398,7 +418,8 @@ class Trainer:
         nsp_loss = sums[2] / s.batch_size if use_nsp else None
         loss = mlm_loss + (nsp_loss or 0.0)
         max_norm = s.max_grad_norm if s.max_grad_norm > 0 else float("inf")
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm))
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        grad_norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # FSDP: DTensor
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
             what = "loss" if not math.isfinite(loss) else "gradient norm"
             raise NonFiniteLoss(f"the {what} became non-finite at step {step} ({loss=}, {grad_norm=}); "
@@ -449,13 +470,31 @@ class Trainer:
         self.model.train()
         return result
 
+    def full_states(self, optimizer: bool = True) -> tuple[dict, dict | None]:
+        """Whole (unsharded) model and optimizer state; with FSDP every process must call it."""
+        if not self.sharded:
+            return self.model.state_dict(), self.optimizer.state_dict() if optimizer else None
+        from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
+                                                             get_optimizer_state_dict)
+
+        full = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        model = get_model_state_dict(self.model, options=full)
+        return model, get_optimizer_state_dict(self.model, self.optimizer, options=full) if optimizer else None
+
     def save(self, step: int, record: dict) -> None:
+        """Write a checkpoint (called by every process; only the first writes)."""
+        model_state, optimizer_state = self.full_states()
+        problem = None
         # a finite loss does not prove the update after it was finite: check before keeping it
-        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
-            raise NonFiniteLoss(f"the weights became non-finite in the update of step {step}; "
-                                f"training stopped, {self._last_good()}; lower the learning rate "
-                                f"or raise warm-up before resuming")
-        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+        if self.dist.main and not all(torch.isfinite(t).all() for t in model_state.values()
+                                      if t.is_floating_point()):
+            problem = (f"the weights became non-finite in the update of step {step}; training "
+                       f"stopped, {self._last_good()}; lower the learning rate or raise warm-up "
+                       f"before resuming")
+        self.dist.broadcast_error(problem, NonFiniteLoss)
+        if not self.dist.main:
+            return
+        state = {"model": model_state, "optimizer": optimizer_state,
                  "scheduler": self.scheduler.state_dict(), "rng": rng_state(), "step": step,
                  "tokens_seen": self.tokens_seen}
         kinds = self.step_kinds[:step]
@@ -493,7 +532,9 @@ class Trainer:
         window_tokens, window_start = 0, time.time()
         # a run stopped after its last checkpoint but before its output: only the output is left
         record: dict = dict(self.restored_meta.get("record", {})) if start == s.steps else {}
-        heldout: dict[str, float] = self.heldout_losses() if start == s.steps and self.dist.main else {}
+        # held-out loss on the first process only, except with FSDP where every forward is collective
+        evaluates = self.dist.main or self.sharded
+        heldout: dict[str, float] = self.heldout_losses() if start == s.steps and evaluates else {}
         # the next step's batches are masked and collated in a thread while this step computes
         prefetch = ThreadPoolExecutor(1, thread_name_prefix="mbert-batches")
         try:
@@ -506,7 +547,7 @@ class Trainer:
                 window_tokens += record.pop("_tokens")
                 final = step == s.steps
                 if step % s.eval_every == 0 or final:
-                    if self.dist.main:
+                    if evaluates:
                         heldout = self.heldout_losses()
                         record["heldout_loss"] = heldout
                     self.dist.barrier()
@@ -518,7 +559,7 @@ class Trainer:
                         self.log(record)
                     progress.update(1)
                     progress.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['mlm_accuracy']:.2f}")
-                if (step % s.checkpoint_every == 0 or final) and self.dist.main:
+                if step % s.checkpoint_every == 0 or final:
                     self.save(step, record)
                 self.dist.barrier()
         finally:
@@ -531,15 +572,21 @@ class Trainer:
                   "heldout_loss": heldout, "languages": self.languages,
                   "instances": {k: len(v.instances) for k, v in self.sources.items()},
                   "seconds": time.time() - started}
+        model_state, _ = self.full_states(optimizer=False)
         if self.dist.main:
-            self.finish(result)
+            self.finish(result, model_state)
         self.dist.barrier()
         return result
 
-    def finish(self, result: dict) -> None:
+    def finish(self, result: dict, model_state: dict) -> None:
         corpus_manifest = read_corpus_manifest(self.corpus_dir)
+        hf_model = self.model.hf
+        if self.sharded:  # a plain copy of the gathered weights for save_pretrained
+            plain = PretrainingModel(build_hf_model(self.config, self.s.nsp))
+            plain.load_state_dict(model_state)
+            hf_model = plain.hf
         with staging_dir(self.out / "model") as tmp:
-            self.model.hf.save_pretrained(tmp)
+            hf_model.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
             atomic_write_text(tmp / "README.md", model_card(
                 settings=self.s, config=self.config, corpus_manifest=corpus_manifest,
