@@ -78,3 +78,19 @@ def tiny_settings(**overrides) -> PretrainSettings:
     base.update(overrides)
     return PretrainSettings(**base)
 
+
+
+def make_sentencepiece_vocab(data_dir: Path, out: Path, langs: tuple[str, ...] = LANGS,
+                             vocab_size: int = 2000) -> Path:
+    """A SentencePiece-style (unigram, `▁` word starts) tokenizer folder with BERT's special tokens."""
+    from tokenizers import SentencePieceUnigramTokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    sentences = [line for lang in langs for doc in kit_documents(data_dir, lang, 40)
+                 for line in doc.split("\n")]
+    unigram = SentencePieceUnigramTokenizer()
+    unigram.train_from_iterator(sentences, vocab_size=vocab_size, unk_token="[UNK]", show_progress=False,
+                                special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    PreTrainedTokenizerFast(tokenizer_object=unigram, pad_token="[PAD]", unk_token="[UNK]",
+                            cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]").save_pretrained(str(out))
+    return out

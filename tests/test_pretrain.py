@@ -472,3 +472,21 @@ def test_fsdp_under_torchrun_matches_one_process_and_resumes(inputs, tmp_path):
     assert [r["step"] for r in two] == [1, 2, 3, 4, 5, 6] and is_complete(sharded)
     for a, b in zip(one[4:], two[4:]):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
+
+
+def test_sentencepiece_vocabulary_with_whole_word_masking(data_dir, inputs, tmp_path):
+    from helpers_pretrain import make_sentencepiece_vocab
+    from transformers import pipeline
+
+    corpus, _ = inputs
+    vocab = make_sentencepiece_vocab(data_dir, tmp_path / "sp")
+    tokenizer = load_tokenizer(vocab)
+    table = continuation_table(tokenizer)
+    pieces = tokenizer.convert_ids_to_tokens(tokenizer("Hello wonderful world")["input_ids"])
+    ids = tokenizer.convert_tokens_to_ids(pieces)
+    # a piece starting with ▁ begins a word, every other piece continues one
+    assert [bool(table[i]) for i in ids] == [not p.startswith("▁") for p in pieces]
+    out = tmp_path / "out"
+    pretrain(corpus, vocab, out, tiny_settings(steps=2, whole_word_masking=True, eval_every=2))
+    fill = pipeline("fill-mask", model=str(out / "model"), device="cpu")
+    assert len(fill(f"Hello {tokenizer.mask_token} world")) == 5

@@ -16,7 +16,7 @@ import torch
 from .model import PretrainingModel, build_config, build_hf_model, make_optimizer
 
 # dense bf16 peak FLOP/s by GPU name fragment (spec sheets, SXM parts)
-PEAK_BF16 = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "L4": 121e12}
+PEAK_BF16 = {"H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "L4": 121e12}
 
 
 def _device(choice: str) -> torch.device:
