@@ -32,12 +32,13 @@ from .card import model_card
 from .checkpoint import checkpoint_dirs, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .inputs import (continuation_table, corpus_fingerprint, find_shards, load_tokenizer,
                      read_corpus_manifest, vocab_fingerprint)
+from .distributed import Distributed
 from .model import (PretrainingModel, build_config, build_hf_model, linear_schedule, make_optimizer,
                     run_batch)
 from .settings import PretrainSettings
+from .sources import OBJECTIVES, Source, tlm_source
 from .token_store import TokenStore, build_token_store, is_store_complete
 
-OBJECTIVES = {"mlm": 0, "tlm": 1}
 HELDOUT_SALT = 99
 
 
@@ -47,134 +48,6 @@ def is_complete(out_dir: Path) -> bool:
         return json.loads(path.read_text(encoding="utf-8")).get("complete") is True
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return False
-
-
-# ----------------------------------------------------------------------------- distributed
-
-class Distributed:
-    """Process group from torchrun's environment (or one a caller set up); a no-op alone."""
-
-    def __init__(self) -> None:
-        import torch.distributed as dist
-
-        self.dist = dist
-        self.owned = False
-        if not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-            dist.init_process_group(backend)
-            self.owned = True
-        self.active = dist.is_initialized()
-        self.rank = dist.get_rank() if self.active else 0
-        self.world = dist.get_world_size() if self.active else 1
-        self.local_rank = int(os.environ.get("LOCAL_RANK", self.rank))
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.active:
-            self.dist.barrier()
-
-    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
-        if self.active:
-            self.dist.all_reduce(tensor)
-        return tensor
-
-    def broadcast_error(self, message: str | None, kind: type[UserError] = UserError) -> None:
-        """Raise on every process when any one hit a user error (so none waits forever)."""
-        if not self.active:
-            if message:
-                raise kind(message)
-            return
-        gathered: list[str | None] = [None] * self.world
-        self.dist.all_gather_object(gathered, message)
-        first = next((m for m in gathered if m), None)
-        if first:
-            raise kind(first)
-
-    def close(self) -> None:
-        if self.owned:
-            self.dist.destroy_process_group()
-
-
-# ----------------------------------------------------------------------------- data
-
-class Order:
-    """Instance order: a fresh seeded permutation per epoch; position p of the stream is
-    instance perm_{p // n}[p % n]."""
-
-    def __init__(self, n: int, seed: int, salt: int) -> None:
-        self.n, self.seed, self.salt = n, seed, salt
-        self._cache: dict[int, np.ndarray] = {}
-
-    def permutation(self, epoch: int) -> np.ndarray:
-        if epoch not in self._cache:
-            if len(self._cache) > 2:
-                self._cache.clear()
-            self._cache[epoch] = np.random.default_rng([self.seed, self.salt, epoch]).permutation(self.n)
-        return self._cache[epoch]
-
-    def take(self, position: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-        stream = np.arange(position, position + count)
-        epochs = stream // self.n
-        index = np.empty(count, np.int64)
-        for epoch in np.unique(epochs):
-            sel = epochs == epoch
-            index[sel] = self.permutation(int(epoch))[stream[sel] % self.n]
-        return index, epochs
-
-
-class Source:
-    """Token array + instances of one objective."""
-
-    def __init__(self, name: str, tokens: np.ndarray, instances: np.ndarray, seed: int) -> None:
-        self.name, self.tokens, self.instances = name, tokens, instances
-        self.order = Order(len(instances), seed, OBJECTIVES[name])
-
-
-def _read_lines(path: Path) -> list[str]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"TLM file {path} cannot be read as UTF-8 text ({exc}); check the path") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
-
-
-def _tlm_source(settings: PretrainSettings, tokenizer, languages: list[str]) -> Source | None:
-    """Tokenise the parallel files (small) and pair their lines into TLM instances."""
-    if not settings.tlm or settings.tlm_ratio == 0:
-        return None
-    chunks: list[np.ndarray] = []
-    all_rows = []
-    offset = 0
-    rng = np.random.default_rng([settings.seed, 17])
-    for pair in settings.tlm:
-        src, tgt = _read_lines(pair.src), _read_lines(pair.tgt)
-        if len(src) != len(tgt):
-            raise UserError(f"TLM files are not line-aligned: {pair.src} has {len(src)} lines, "
-                            f"{pair.tgt} has {len(tgt)}; give files with one translation per line")
-        keep = [i for i in range(len(src)) if src[i].strip() and tgt[i].strip()]
-        ranges = []
-        for side in ([src[i].strip() for i in keep], [tgt[i].strip() for i in keep]):
-            ids = tokenizer(side, add_special_tokens=False)["input_ids"] if side else []
-            lengths = np.fromiter((len(s) for s in ids), np.int64, len(ids))
-            starts = offset + np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(ids) else lengths
-            chunks.append(np.fromiter((t for s in ids for t in s), np.int32, int(lengths.sum())))
-            offset += int(lengths.sum())
-            ranges.append(np.stack([starts, lengths], 1) if len(ids) else np.zeros((0, 2), np.int64))
-        for code in (pair.src_lang, pair.tgt_lang):
-            if code not in languages:
-                languages.append(code)
-        all_rows.append(I.build_pair_instances(ranges[0], ranges[1], languages.index(pair.src_lang),
-                                               languages.index(pair.tgt_lang), settings.max_seq_length, rng))
-    rows = np.concatenate(all_rows)
-    if len(rows) == 0:
-        raise UserError("the TLM files hold no non-empty sentence pair; check pretrain.tlm")
-    return Source("tlm", np.concatenate(chunks), rows, settings.seed)
 
 
 # ----------------------------------------------------------------------------- trainer
@@ -281,7 +154,7 @@ class Trainer:
                             f"more documents than pretrain.heldout_docs per language")
         self.padding_share = I.padding_share(train, s.max_seq_length, specials)
         self.sources = {"mlm": Source("mlm", self.store.tokens, train, s.seed)}
-        tlm = _tlm_source(s, self.tokenizer, self.languages)
+        tlm = tlm_source(s, self.tokenizer, self.languages)
         if tlm is not None:
             self.sources["tlm"] = tlm
         self.heldout = held
