@@ -53,10 +53,12 @@ def is_complete(out_dir: Path) -> bool:
 # ----------------------------------------------------------------------------- trainer
 
 class NonFiniteLoss(UserError):
-    pass
+    """The loss, gradient norm or weights became NaN/inf; the run stops, checkpoints stay good."""
 
 
 class Trainer:
+    """One pretraining run: prepare data and model, restore, loop, write the output."""
+
     def __init__(self, corpus_dir: Path, vocab_dir: Path, out_dir: Path, settings: PretrainSettings,
                  tracker, resume: bool | None, dist: Distributed) -> None:
         self.corpus_dir, self.vocab_dir, self.out = Path(corpus_dir), Path(vocab_dir), Path(out_dir)
