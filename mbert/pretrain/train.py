@@ -89,6 +89,10 @@ class Trainer:
         same settings, otherwise replace it."""
         found = checkpoint_dirs(self.ckpt_root)
         complete = is_complete(self.out)
+        done = json.loads((self.out / "manifest.json").read_text(encoding="utf-8")).get("steps", 0) \
+            if complete else 0
+        same = bool(found) and not complete and json.loads(
+            (found[-1][1] / "meta.json").read_text(encoding="utf-8")).get("settings") == self.settings_hash
         earlier = complete or bool(found) or self.log_path.exists()
         self.dist.barrier()  # every process has looked before the first one changes anything
         if not earlier:
@@ -97,8 +101,6 @@ class Trainer:
             raise UserError(f"{self.out} already holds a pretraining run; pass --resume to continue "
                             f"it, or choose another --out")
         if self.resume is None:
-            same = bool(found) and not complete and json.loads(
-                (found[-1][1] / "meta.json").read_text(encoding="utf-8")).get("settings") == self.settings_hash
             if same:
                 self.resume = True
                 return
@@ -111,7 +113,6 @@ class Trainer:
                 self.log_path.unlink(missing_ok=True)
             self.dist.barrier()
         elif complete:
-            done = json.loads((self.out / "manifest.json").read_text(encoding="utf-8")).get("steps", 0)
             if done >= self.s.steps:
                 raise UserError(f"{self.out} already holds a finished run of {done} steps; raise "
                                 f"--steps to train further or choose another --out")
