@@ -311,6 +311,8 @@ def test_cli_pretrain_and_errors(inputs, tmp_path, capsys):
                  "--set", "pretrain.device='cpu'"])
     assert code == 0 and is_complete(out)
     assert "Pretrained a tiny BERT for 2 steps" in capsys.readouterr().out
+    code = main(["pretrain", "--corpus", str(corpus), "--vocab", str(vocab), "--out", str(out)])
+    assert code == 1 and "--resume" in capsys.readouterr().err
     code = main(["pretrain", "--corpus", str(tmp_path / "nope"), "--vocab", str(vocab), "--out",
                  str(tmp_path / "x"), "--wandb", "off"])
     err = capsys.readouterr().err
@@ -421,9 +423,12 @@ def test_rerun_finishes_a_run_stopped_after_its_last_checkpoint(inputs, finished
     assert is_complete(out) and (out / "model" / "config.json").is_file()
     assert (out / "train_log.jsonl").read_text() == before  # nothing was trained again
     assert result["final_loss"] == pytest.approx(finished_run[1]["final_loss"])
-    # other settings: the old run is replaced, not continued
-    pretrain(corpus, vocab, out, tiny_settings(steps=2, learning_rate=5e-4))
+    # other settings: the old run is replaced, not continued; the token store can be shared
+    shared = finished_run[0] / "data" / "store"
+    stamp = (shared / "store.json").stat().st_mtime_ns
+    pretrain(corpus, vocab, out, tiny_settings(steps=2, learning_rate=5e-4, token_store=shared))
     assert [r["step"] for r in read_log(out)] == [1, 2]
+    assert (shared / "store.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
 
 
 def test_fsdp_under_torchrun_matches_one_process_and_resumes(inputs, tmp_path):

@@ -63,7 +63,8 @@ def _pretrain(args: argparse.Namespace) -> int:
     from ..report.tracking import Tracker
     from ..config import to_plain
     from .settings import PretrainSettings
-    from .train import pretrain
+    from ..errors import UserError
+    from .train import holds_run, pretrain
 
     flags = {name: getattr(args, name) for name in (
         "model", "steps", "batch_size", "grad_accum", "max_seq_length", "learning_rate", "warmup_steps",
@@ -74,6 +75,9 @@ def _pretrain(args: argparse.Namespace) -> int:
     settings = stage_settings(args, "pretrain", PretrainSettings, flags)
     run = run_settings(args)
     out = Path(args.out)
+    if not args.resume and holds_run(out):  # before W&B starts a run for nothing
+        raise UserError(f"{out} already holds a pretraining run; pass --resume to continue it, "
+                        f"or choose another --out")
     tracker = None
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only the first process logs
         tracker = Tracker(mode=run.wandb, project=run.wandb_project, stage="pretrain", run_dir=out,

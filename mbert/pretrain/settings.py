@@ -48,6 +48,9 @@ class PretrainSettings:
     heldout_docs: int = setting(2, min=0, help="documents held out per language for held-out MLM loss")
     heldout_instances: int = setting(16, min=1, help="at most this many held-out instances per language")
     tokenize_workers: int = setting(0, min=0, help="processes for tokenization; 0 = all cores")
+    token_store: Path | None = setting(None, path="out",
+                                       help="folder of the token store (default OUT/data/store); "
+                                            "runs on the same corpus and vocabulary can share one")
 
     # loop
     log_every: int = setting(10, min=1)

@@ -42,6 +42,13 @@ from .token_store import TokenStore, build_token_store, is_store_complete
 HELDOUT_SALT = 99
 
 
+def holds_run(out_dir: Path) -> bool:
+    """Whether `out_dir` already holds a pretraining run (finished or not)."""
+    out_dir = Path(out_dir)
+    return is_complete(out_dir) or bool(checkpoint_dirs(out_dir / "checkpoints")) \
+        or (out_dir / "train_log.jsonl").exists()
+
+
 def is_complete(out_dir: Path) -> bool:
     path = Path(out_dir) / "manifest.json"
     try:
@@ -125,7 +132,7 @@ class Trainer:
         self.tokenizer = load_tokenizer(self.vocab_dir)
         self.vocab_fp = vocab_fingerprint(self.tokenizer)
         fingerprint = f"{corpus_fingerprint(shards)}-{self.vocab_fp}"
-        store_dir = self.out / "data" / "store"
+        store_dir = Path(s.token_store) if s.token_store else self.out / "data" / "store"
         error = None
         if self.dist.main and not is_store_complete(store_dir, fingerprint):
             try:
