@@ -258,13 +258,16 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(inputs, finished_run
         assert got["grad_norm"] == pytest.approx(ref["grad_norm"], rel=1e-5)
 
 
-def test_resume_refuses_checkpoint_of_another_model(inputs, finished_run, tmp_path):
+def test_resume_refuses_checkpoint_of_another_model(data_dir, inputs, finished_run, tmp_path):
     corpus, vocab = inputs
     out = tmp_path / "copy"
     shutil.copytree(finished_run[0], out)
     (out / "manifest.json").unlink()
     with pytest.raises(UserError, match="another model"):
         pretrain(corpus, vocab, out, tiny_settings(model="small", steps=8), resume=True)
+    other_vocab = make_vocab(data_dir, tmp_path / "other_vocab", vocab_size=2500)
+    with pytest.raises(UserError, match="another model.*vocab"):
+        pretrain(corpus, other_vocab, out, tiny_settings(steps=8), resume=True)
 
 
 def test_non_finite_loss_stops_with_message_and_keeps_checkpoint(inputs, tmp_path):
