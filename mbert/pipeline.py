@@ -113,6 +113,9 @@ def run_pipeline(recipe: Recipe, *, redo_from: str | None = None, recipe_path: P
     def pretrain_stage(t: Tracker) -> None:
         for name, settings in variants.items():
             info(f"[pretrain] variant {name!r}")
+            if settings.token_store is None and len(variants) > 1:
+                # variants read the same mixture with the same vocabulary: tokenize it once
+                settings = dataclasses.replace(settings, token_store=layout.root / "pretrain" / "token_store")
             pretrain(layout.mixture, layout.vocab, model_dirs[name], settings, t)
 
     actions: dict[str, Callable[[Tracker], object]] = {
