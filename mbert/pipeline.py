@@ -71,8 +71,9 @@ def _stage_fingerprints(recipe: Recipe) -> dict[str, str]:
     return prints
 
 
-def run_pipeline(recipe: Recipe, *, redo_from: str | None = None, recipe_path: Path | None = None) -> Path:
-    """Run every stage of `recipe`; returns the report path."""
+def run_pipeline(recipe: Recipe, *, redo_from: str | None = None, until: str | None = None,
+                 recipe_path: Path | None = None) -> Path:
+    """Run the stages of `recipe` in order (up to `until`, inclusive); returns the report path."""
     layout = RunLayout(Path(recipe.run.out))
     layout.root.mkdir(parents=True, exist_ok=True)
     state_path = layout.root / STATE_FILE
@@ -129,7 +130,7 @@ def run_pipeline(recipe: Recipe, *, redo_from: str | None = None, recipe_path: P
 
     redo = False
     timings: dict[str, str] = {}
-    for stage in STAGES:
+    for stage in STAGES[:STAGES.index(until) + 1] if until else STAGES:
         redo = redo or stage == redo_from
         reusable = not redo and state.get(stage) == prints[stage] and done_checks[stage]()
         if reusable:
@@ -139,7 +140,8 @@ def run_pipeline(recipe: Recipe, *, redo_from: str | None = None, recipe_path: P
         if state.get(stage) and state.get(stage) != prints[stage] and not redo:
             info(f"[{stage}] settings changed since the last run: redoing it and every later stage")
         redo = True  # once a stage is redone, everything downstream must be too
-        state.pop(stage, None)
+        for later in STAGES[STAGES.index(stage):]:
+            state.pop(later, None)  # also when --until stops before them
         atomic_write_json(state_path, state)
         info(f"[{stage}] running")
         start = time.perf_counter()
@@ -150,8 +152,8 @@ def run_pipeline(recipe: Recipe, *, redo_from: str | None = None, recipe_path: P
         atomic_write_json(state_path, state)
 
     report = layout.report / "report.html"
-    summary(f"mbert run finished: {layout.root} ("
-            + ", ".join(f"{s} {timings[s]}" for s in STAGES) + f").\nReport: {report}")
+    summary(f"mbert run finished: {layout.root} (" + ", ".join(f"{s} {t}" for s, t in timings.items()) + ")."
+            + (f"\nReport: {report}" if "report" in timings else f"\nStopped after {until}."))
     return report
 
 

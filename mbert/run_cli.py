@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("recipe_file", nargs="?", metavar="RECIPE.toml",
                         help="recipe (default: the embedded demo, corpora/demo.toml)")
     parser.add_argument("--from", dest="redo_from", choices=STAGES, help="redo this stage and every later one")
+    parser.add_argument("--until", choices=STAGES, help="stop after this stage (e.g. vocab, then pretrain "
+                                                        "under torchrun)")
     parser.add_argument("--out", help="run folder (overrides run.out)")
 
 
@@ -33,5 +35,5 @@ def _run(args: argparse.Namespace) -> int:
     if args.out:
         overrides.append(f"run.out={str(Path(args.out).absolute())!r}".replace("'", '"'))
     recipe = load_recipe(path, overrides)
-    run_pipeline(recipe, redo_from=args.redo_from, recipe_path=path)
+    run_pipeline(recipe, redo_from=args.redo_from, until=args.until, recipe_path=path)
     return 0

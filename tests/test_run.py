@@ -46,6 +46,8 @@ def test_demo_produces_every_stage_and_the_report(demo_run: tuple[Path, subproce
     assert (run_dir / "vocab/tokenizer.json").is_file() and (run_dir / "vocab/report/report.json").is_file()
     for variant in ("mlm", "mlm-tlm"):  # pretrained side by side, as the recipe asks
         assert (run_dir / f"pretrain/{variant}/model/config.json").is_file()
+        assert not (run_dir / f"pretrain/{variant}/data/store").exists()
+    assert (run_dir / "pretrain/token_store/store.json").is_file()  # tokenized once for both
     metrics = json.loads((run_dir / "eval/demo/metrics.json").read_text())
     assert {"ner", "pos", "tatoeba"} <= set(metrics)
     assert set(metrics["ner"]) >= {"en", "de", "zh", "ar"}

@@ -154,6 +154,7 @@ class Trainer:
                                       s.nsp, rng)
             held = I.build_instances(self.store, held_docs, s.max_seq_length, 0.0, False, rng)
             tmp = cache.with_name(f".{cache.name}.tmp.npz")
+            cache.parent.mkdir(parents=True, exist_ok=True)  # absent when the token store lives elsewhere
             np.savez(tmp, train=train, heldout=held)
             os.replace(tmp, cache)
         self.dist.barrier()
