@@ -6,7 +6,6 @@ shows the traceback instead."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Callable
 

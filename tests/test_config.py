@@ -13,7 +13,7 @@ import pytest
 
 from mbert.config import apply_overrides, build, setting, write_resolved
 from mbert.errors import ConfigError
-from mbert.recipe import Recipe, load_recipe
+from mbert.recipe import load_recipe
 
 
 @dataclasses.dataclass

@@ -292,7 +292,7 @@ def test_bad_inputs_give_one_clear_error(data_dir, inputs, tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         pretrain(tmp_path / "missing", vocab, tmp_path / "o1", tiny_settings())
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UserError, match="no part-"):
+    with pytest.raises(UserError, match="holds no Parquet shards"):
         pretrain(tmp_path / "empty", vocab, tmp_path / "o2", tiny_settings())
     with pytest.raises(UserError, match="AutoTokenizer"):
         pretrain(corpus, tmp_path / "empty", tmp_path / "o3", tiny_settings())

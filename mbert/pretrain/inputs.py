@@ -8,35 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import pyarrow.parquet as pq
 
+from ..corpus.layout import Shard, find_corpus
 from ..errors import UserError
 
 
-@dataclass(frozen=True)
-class Shard:
-    path: Path
-    lang: str | None  # None: the file has a `lang` column (mixture layout)
-
-
 def find_shards(corpus_dir: Path) -> list[Shard]:
-    corpus_dir = Path(corpus_dir)
-    if not corpus_dir.is_dir():
-        raise UserError(f"corpus folder {corpus_dir} does not exist; pass the output of "
-                        f"`mbert corpus sample` (or `corpus extract`) with --corpus")
-    mixture = sorted(corpus_dir.glob("part-*.parquet"))
-    if mixture:
-        return [Shard(p, None) for p in mixture]
-    clean = sorted(p for p in corpus_dir.glob("*/part-*.parquet"))
-    if clean:
-        return [Shard(p, p.parent.name) for p in clean]
-    raise UserError(f"corpus folder {corpus_dir} has no part-*.parquet shards (neither a mixture "
-                    f"folder nor <lang>/part-*.parquet); run `mbert corpus sample` first")
+    return find_corpus(corpus_dir).shards
 
 
 def iter_documents(shard: Shard, batch_rows: int = 256) -> Iterator[list[tuple[str, str, str]]]:

@@ -10,7 +10,7 @@ batch at a time, so memory does not grow with the corpus size.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -18,22 +18,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..corpus.layout import CorpusFolder, Shard
 from ..errors import UserError
 
 BATCH_ROWS = 512  # documents per record batch: a few MB of text at most
-
-
-@dataclass
-class Shard:
-    path: Path
-    lang: str | None  # None: the language is in the shard's `lang` column (mixture layout)
-
-
-@dataclass
-class CorpusFolder:
-    root: Path
-    layout: str  # "mixture" or "clean"
-    shards: list[Shard] = field(default_factory=list)
 
 
 @dataclass
@@ -45,22 +33,6 @@ class ReadStats:
     chars: int = 0
     bytes: int = 0
     read_seconds: float | None = None  # set by the trainer once the whole corpus was read
-
-
-def find_corpus(root: Path) -> CorpusFolder:
-    """Recognise the folder layout; a clear error when it holds no shards."""
-    root = Path(root)
-    if not root.is_dir():
-        raise UserError(f"corpus folder {root} does not exist; pass the output of `mbert corpus sample` "
-                        f"(RUN/corpus/mixture) or `mbert corpus extract` (RUN/corpus/clean)")
-    mixture = sorted(root.glob("part-*.parquet"))
-    if mixture:
-        return CorpusFolder(root, "mixture", [Shard(p, None) for p in mixture])
-    clean = [Shard(p, p.parent.name) for p in sorted(root.glob("*/part-*.parquet"))]
-    if clean:
-        return CorpusFolder(root, "clean", clean)
-    raise UserError(f"corpus folder {root} holds no Parquet shards: expected {root}/part-*.parquet (a mixture) "
-                    f"or {root}/<lang>/part-*.parquet (a clean corpus); build it with `mbert corpus` first")
 
 
 def _open(path: Path) -> pq.ParquetFile:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import UserError
-from .shards import CorpusFolder, Shard, find_corpus, iter_line_batches
+from ..corpus.layout import CorpusFolder, Shard, find_corpus
+from .shards import iter_line_batches
 
 TextSource = dict[str, list[Path]] | Path
 

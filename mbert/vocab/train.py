@@ -20,7 +20,8 @@ from ..errors import UserError
 from ..progress import bar, info, is_quiet, summary
 from .sentencepiece_vocab import SPM_MODEL_FILE, to_fast_tokenizer, train_sentencepiece
 from .settings import VocabSettings
-from .shards import CorpusFolder, ReadStats, corpus_fingerprint, count_documents, find_corpus, iter_line_batches
+from ..corpus.layout import CorpusFolder, find_corpus
+from .shards import ReadStats, corpus_fingerprint, count_documents, iter_line_batches
 from .special import SPECIAL_IDS
 from .tokenizer_files import save_tokenizer_folder
 from .wordpiece import train_wordpiece
