@@ -71,8 +71,7 @@ def _stage_fingerprints(recipe: Recipe) -> dict[str, str]:
     return prints
 
 
-def run_pipeline(recipe: Recipe, *, redo_from: str | None = None, until: str | None = None,
-                 recipe_path: Path | None = None) -> Path:
+def run_pipeline(recipe: Recipe, *, redo_from: str | None = None, until: str | None = None) -> Path:
     """Run the stages of `recipe` in order (up to `until`, inclusive); returns the report path."""
     layout = RunLayout(Path(recipe.run.out))
     layout.root.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,6 @@ class RunSettings:
     out: Path = setting(Path("runs/default"), path="out", help="run folder holding every stage's output")
     wandb: Literal["online", "offline", "off"] = setting("offline", help="Weights & Biases mode")
     wandb_project: str = setting("mbert")
-    seed: int = setting(0, help="seed shared by every stage that does not set its own")
     report_lines_per_language: int = setting(2000, min=1, help="lines per language for the tokenizer report")
 
 

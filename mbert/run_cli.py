@@ -35,5 +35,5 @@ def _run(args: argparse.Namespace) -> int:
     if args.out:
         overrides.append(f"run.out={str(Path(args.out).absolute())!r}".replace("'", '"'))
     recipe = load_recipe(path, overrides)
-    run_pipeline(recipe, redo_from=args.redo_from, until=args.until, recipe_path=path)
+    run_pipeline(recipe, redo_from=args.redo_from, until=args.until)
     return 0

@@ -10,10 +10,12 @@ from pathlib import Path
 
 from ..config import setting
 
+DEFAULT_SUITE = Path(__file__).resolve().parents[2] / "eval" / "default.toml"  # the data-kit suite
+
 
 @dataclass
 class EvaluateSettings:
-    suite: Path = setting(Path("eval/default.toml"), path="file", help="evaluation suite (TOML)")
+    suite: Path = setting(DEFAULT_SUITE, path="file", help="evaluation suite (TOML)")
     seeds: list[int] = setting([], help="fine-tuning seeds; empty = the suite's seeds")
     tasks: list[str] = setting([], help="run only these tasks of the suite; empty = all")
     device: str = setting("auto", help="torch device: auto (cuda when available), cpu, cuda, cuda:1, ...")
