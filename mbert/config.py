@@ -235,7 +235,7 @@ def build(cls: type, data: dict, *, section: str = "", where: str = "",
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{where}unknown key {prefix}{name!r}{hint}; allowed keys: "
+            raise ConfigError(f"{where}unknown key {prefix + name!r}{hint}; allowed keys: "
                               + ", ".join(sorted(known)))
     values = {}
     for name, fld in known.items():
