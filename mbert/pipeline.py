@@ -120,7 +120,9 @@ def run_pipeline(recipe: Recipe, *, redo_from: str | None = None, until: str | N
 
     actions: dict[str, Callable[[Tracker], object]] = {
         "corpus": lambda t: extract_corpus(recipe.corpus, layout.clean, t),
-        "sample": lambda t: sample_mixture(layout.clean, layout.mixture, recipe.sample, t),
+        # a clean folder keeps every language ever extracted into it: mix only the recipe's
+        "sample": lambda t: sample_mixture(layout.clean, layout.mixture, dataclasses.replace(
+            recipe.sample, languages=recipe.sample.languages or list(recipe.corpus.sources)), t),
         "vocab": vocab_stage,
         "pretrain": pretrain_stage,
         "evaluate": lambda t: evaluate(model_dirs, Path(recipe.evaluate.suite), eval_dir, recipe.evaluate, t),

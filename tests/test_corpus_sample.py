@@ -125,3 +125,16 @@ def test_sample_refuses_incomplete_clean_corpus(tmp_path, capsys):
                  "--smoothing", "1.5"]) == 2
     assert "smoothing" in capsys.readouterr().err
     assert not (tmp_path / "mix").exists()
+
+
+def test_language_subset_is_mixed_alone_and_unknown_ones_are_named(clean, tmp_path, capsys):
+    out = tmp_path / "mix"
+    assert main(["corpus", "sample", "--clean", str(clean), "--out", str(out), "--languages", "el", "ja",
+                 "--wandb", "off"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["languages"]) == {"el", "ja"}
+    assert {row["lang"] for row in _rows(out)} == {"el", "ja"}
+    assert sum(entry["q"] for entry in manifest["languages"].values()) == pytest.approx(1.0)
+    with pytest.raises(UserError, match="no language fr"):
+        sample_mixture(clean, tmp_path / "other", SampleSettings(languages=["el", "fr"]))
+    assert not (tmp_path / "other").exists()

@@ -44,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sample.add_argument("--unit", choices=["characters", "tokens"], help="what p_L and the target count")
     sample.add_argument("--max-repeats", type=float, help="cap on repeats of a small language (default 100)")
     sample.add_argument("--seed", type=int, help="sampling and shuffling seed")
+    sample.add_argument("--languages", nargs="+", metavar="CODE",
+                        help="mix only these languages of the clean corpus (default: all)")
 
 
 def _tracker(args: argparse.Namespace, stage: str, out: Path, config: dict):
@@ -77,7 +79,8 @@ def _extract(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     settings = stage_settings(args, "sample", SampleSettings, {
         "smoothing": args.smoothing, "target_size": args.target_size, "unit": args.unit,
-        "max_repeats": args.max_repeats, "seed": args.seed})
+        "max_repeats": args.max_repeats, "seed": args.seed,
+        "languages": args.languages})
     from ..config import to_plain
     from .sample import sample_mixture
     out = Path(args.out).absolute()

@@ -111,7 +111,12 @@ def sample_mixture(clean_dir: Path, out_dir: Path, settings: SampleSettings, tra
                         f"run `mbert corpus extract --out {clean_dir}` first")
     started = time.perf_counter()
     clean = read_manifest(clean_dir)
-    entries = {lang: e for lang, e in clean["languages"].items() if e.get("documents", 0) > 0}
+    missing = sorted(set(settings.languages) - set(clean["languages"]))
+    if missing:
+        raise UserError(f"{clean_dir} has no language {', '.join(missing)} (it has: "
+                        f"{', '.join(sorted(clean['languages']))}); extract it first or drop it from the list")
+    entries = {lang: e for lang, e in clean["languages"].items() if e.get("documents", 0) > 0
+               and (not settings.languages or lang in settings.languages)}
     if not entries:
         raise UserError(f"{clean_dir} has no documents in any language; check the extraction sources")
     try:

@@ -36,4 +36,5 @@ class SampleSettings:
     target_size: int | None = setting(None, min=1, help="mixture size in `unit`; default: clean corpus size")
     max_repeats: float = setting(100.0, min=1.0, help="cap on how often a small language is repeated")
     seed: int = setting(0, help="sampling and shuffling seed")
+    languages: list[str] = setting([], help="sample only these languages of the clean corpus; empty = all")
     shard_mb: float = setting(256.0, min=0.0, min_exclusive=True, help="text MB per output part file")
