@@ -64,49 +64,53 @@ def read_iob2(path: Path) -> list[TaggedSentence]:
 def _read_columns(path: Path, *, form_column: int, tag_column: int, columns: int | None,
                   layout: str) -> list[TaggedSentence]:
     sentences: list[TaggedSentence] = []
-    words: list[str] = []
-    tags: list[str] = []
-    for number, line in _lines(path):
-        if not line.strip():
-            if words:
-                sentences.append(TaggedSentence(tuple(words), tuple(tags)))
-                words, tags = [], []
-            continue
-        if line.startswith("#"):
-            continue
-        fields = line.split("\t")
-        if (columns is not None and len(fields) != columns) or len(fields) <= max(form_column, tag_column):
-            raise UserError(f"{path}:{number}: expected {columns or 'at least ' + str(tag_column + 1)} "
-                            f"tab-separated columns of {layout}, found {len(fields)}")
-        token_id = fields[0]
-        if "-" in token_id or "." in token_id:
-            continue  # multiword token range or empty node: not a tagged word
-        words.append(fields[form_column])
-        tags.append(fields[tag_column])
-    if words:
-        sentences.append(TaggedSentence(tuple(words), tuple(tags)))
+    for block in _sentence_blocks(path):
+        words: list[str] = []
+        tags: list[str] = []
+        for number, line in block:
+            if line.startswith("#"):
+                continue
+            fields = line.split("\t")
+            if (columns is not None and len(fields) != columns) or len(fields) <= max(form_column, tag_column):
+                raise UserError(f"{path}:{number}: expected {columns or 'at least ' + str(tag_column + 1)} "
+                                f"tab-separated columns of {layout}, found {len(fields)}")
+            token_id = fields[0]
+            if "-" in token_id or "." in token_id:
+                continue  # multiword token range or empty node: not a tagged word
+            words.append(fields[form_column])
+            tags.append(fields[tag_column])
+        if words:
+            sentences.append(TaggedSentence(tuple(words), tuple(tags)))
     return sentences
+
+
+def _sentence_blocks(path: Path) -> Iterator[list[tuple[int, str]]]:
+    """(line number, line) groups separated by blank lines: one sentence each."""
+    block: list[tuple[int, str]] = []
+    for number, line in _lines(path):
+        if line.strip():
+            block.append((number, line))
+        elif block:
+            yield block
+            block = []
+    if block:
+        yield block
 
 
 def read_xtreme_tags(path: Path) -> list[TaggedSentence]:
     """XTREME token layout (UD-POS, PAN-X): `token<TAB>tag`, blank line between sentences.
     A language prefix on the token (`en:Paris`, as in some XTREME copies) is kept as is."""
     sentences: list[TaggedSentence] = []
-    words: list[str] = []
-    tags: list[str] = []
-    for number, line in _lines(path):
-        if not line.strip():
-            if words:
-                sentences.append(TaggedSentence(tuple(words), tuple(tags)))
-                words, tags = [], []
-            continue
-        fields = line.split("\t")
-        if len(fields) != 2 or not fields[1]:
-            raise UserError(f"{path}:{number}: expected `token<TAB>tag` (XTREME layout), found "
-                            f"{len(fields)} column(s); unlabelled test files cannot be scored")
-        words.append(fields[0])
-        tags.append(fields[1])
-    if words:
+    for block in _sentence_blocks(path):
+        words: list[str] = []
+        tags: list[str] = []
+        for number, line in block:
+            fields = line.split("\t")
+            if len(fields) != 2 or not fields[1]:
+                raise UserError(f"{path}:{number}: expected `token<TAB>tag` (XTREME layout), found "
+                                f"{len(fields)} column(s); unlabelled test files cannot be scored")
+            words.append(fields[0])
+            tags.append(fields[1])
         sentences.append(TaggedSentence(tuple(words), tuple(tags)))
     return sentences
 
