@@ -393,6 +393,30 @@ def test_tlm_mix_with_language_embeddings(data_dir, inputs, tmp_path):
         build(PretrainSettings, {"language_embeddings": True, "nsp": True})
 
 
+def test_compiled_and_bf16_runs_match_the_fp32_eager_run(inputs, tmp_path):
+    """The GPU code paths, run on the CPU: `torch.compile` (compiled once for any number of
+    masked targets, not once per count) and bf16 autocast. Without dropout, compiling changes
+    nothing; bf16 stays within its precision."""
+    from torch._dynamo.utils import counters
+
+    corpus, vocab = inputs
+    runs = {}
+    for name, extra in (("eager", {}), ("compiled", {"compile": True}), ("bf16", {"precision": "bf16"})):
+        counters.clear()
+        pretrain(corpus, vocab, tmp_path / name, tiny_settings(steps=8, dropout=0.0, **extra))
+        runs[name] = read_log(tmp_path / name)
+        if name == "compiled":
+            # one graph for any number of targets, one more for padded batches (attention mask)
+            assert 1 <= counters["stats"]["unique_graphs"] <= 2
+    for eager, compiled, bf16 in zip(runs["eager"], runs["compiled"], runs["bf16"]):
+        assert compiled["loss"] == pytest.approx(eager["loss"], rel=1e-4)
+        assert compiled["grad_norm"] == pytest.approx(eager["grad_norm"], rel=1e-3)
+        assert bf16["loss"] == pytest.approx(eager["loss"], rel=2e-3)
+    assert runs["eager"][-1]["loss"] < runs["eager"][0]["loss"]
+    from transformers import AutoModelForMaskedLM
+    AutoModelForMaskedLM.from_pretrained(tmp_path / "compiled" / "model")  # no compile-wrapper keys
+
+
 def test_parallel_tokenization_gives_the_same_store(inputs, tmp_path):
     corpus, vocab = inputs
     tokenizer = load_tokenizer(vocab)

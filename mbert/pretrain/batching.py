@@ -49,12 +49,18 @@ class Batch:
     n_tokens: int                           # non-padding tokens
     langs: torch.Tensor                     # [B] language index of segment A
 
+    def _map(self, fn) -> "Batch":
+        def apply(t):
+            return None if t is None else fn(t)
+        return Batch(apply(self.input_ids), apply(self.attention_mask), apply(self.token_type_ids),
+                     apply(self.position_ids), apply(self.masked_positions), apply(self.masked_labels),
+                     apply(self.nsp_labels), self.n_tokens, apply(self.langs))
+
     def to(self, device: torch.device) -> "Batch":
-        def move(t):
-            return None if t is None else t.to(device, non_blocking=True)
-        return Batch(move(self.input_ids), move(self.attention_mask), move(self.token_type_ids),
-                     move(self.position_ids), move(self.masked_positions), move(self.masked_labels),
-                     move(self.nsp_labels), self.n_tokens, move(self.langs))
+        return self._map(lambda t: t.to(device, non_blocking=True))
+
+    def pin_memory(self) -> "Batch":
+        return self._map(lambda t: t.pin_memory())
 
     def hf_labels(self) -> torch.Tensor:
         """Labels in HF `BertForMaskedLM` form: the original id at masked positions, -100 elsewhere."""

@@ -40,6 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint-every", type=int)
     parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"],
+                        help="bf16 autocast or fp32 (auto: bf16 on GPU, fp32 on CPU)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest checkpoint in --out (model, optimizer, data position)")
 
@@ -69,7 +71,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     flags = {name: getattr(args, name) for name in (
         "model", "steps", "batch_size", "grad_accum", "max_seq_length", "learning_rate", "warmup_steps",
         "nsp", "whole_word_masking", "tlm_ratio", "language_embeddings", "checkpoint_every",
-        "compile", "device")}
+        "compile", "device", "precision")}
     flags["whole_word_masking"] = args.whole_word_masking
     flags["tlm"] = _parse_tlm(args.tlm)
     settings = stage_settings(args, "pretrain", PretrainSettings, flags)

@@ -57,8 +57,11 @@ class PretrainSettings:
     eval_every: int = setting(200, min=1, help="held-out MLM loss every N steps (and at the end)")
     checkpoint_every: int = setting(500, min=1)
     keep_checkpoints: int = setting(2, min=1, help="keep the last K checkpoints")
-    compile: bool = setting(False, help="torch.compile the encoder")
+    compile: bool = setting(False, help="torch.compile the model")
     device: Literal["auto", "cpu", "cuda"] = setting("auto")
+    precision: Literal["auto", "bf16", "fp32"] = setting(
+        "auto", help="bf16 autocast (weights and optimizer stay fp32) or fp32; auto = bf16 on GPU, "
+                     "fp32 on CPU")
     fsdp: bool = setting(False, help="under torchrun, shard parameters, gradients and optimizer "
                                      "state (FSDP2) instead of replicating them (DDP)")
 

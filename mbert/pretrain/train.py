@@ -246,9 +246,8 @@ class Trainer:
     # ------------------------------------------------------------------ one step
 
     def _autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        bf16 = self.s.precision == "bf16" or (self.s.precision == "auto" and self.device.type == "cuda")
+        return torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
     def step_batches(self, step: int) -> tuple[str, list[Batch]]:
         s = self.s
@@ -267,6 +266,8 @@ class Trainer:
                                       whole_word=s.whole_word_masking, nsp=s.nsp and kind == "mlm",
                                       restart_positions=kind == "tlm",
                                       language_types=s.language_embeddings))
+        if self.device.type == "cuda":  # page-locked: the copy to the GPU runs asynchronously
+            batches = [b.pin_memory() for b in batches]
         return kind, batches
 
     def train_step(self, step: int, prepared: tuple[str, list[Batch]] | None = None) -> dict:
@@ -274,9 +275,11 @@ class Trainer:
         kind, batches = prepared or self.step_batches(step)
         # dropout randomness per (step, process): independent of where a run was resumed
         torch.manual_seed(int(np.random.SeedSequence([s.seed, step, self.dist.rank]).generate_state(1)[0]))
-        counts = torch.tensor([sum(len(b.masked_labels) for b in batches),
-                               sum(b.n_tokens for b in batches)], dtype=torch.float64, device=self.device)
-        n_masked, n_tokens = self.dist.sum(counts).tolist()
+        n_masked = sum(len(b.masked_labels) for b in batches)
+        n_tokens = sum(b.n_tokens for b in batches)
+        if self.dist.active:  # the loss is normalised by the global counts
+            counts = torch.tensor([n_masked, n_tokens], dtype=torch.float64, device=self.device)
+            n_masked, n_tokens = self.dist.sum(counts).tolist()
         use_nsp = s.nsp and kind == "mlm"
         sums = torch.zeros(4, dtype=torch.float64, device=self.device)
         self.wrapped.train()
@@ -288,8 +291,13 @@ class Trainer:
             else:
                 sync = contextlib.nullcontext() if last or not self.dist.active else self.wrapped.no_sync()
             with sync:
+                batch = batch.to(self.device)
+                # the number of targets varies: compile for any count, not once per count
+                if s.compile and len(batch.masked_labels) > 1:
+                    torch._dynamo.mark_dynamic(batch.masked_positions, 0)
+                    torch._dynamo.mark_dynamic(batch.masked_labels, 0)
                 with self._autocast():
-                    out = run_batch(self.forward_model, batch.to(self.device))
+                    out = run_batch(self.forward_model, batch)
                 loss = out.mlm_loss_sum / n_masked
                 if use_nsp:
                     loss = loss + out.nsp_loss_sum / s.batch_size
@@ -297,13 +305,14 @@ class Trainer:
                 (loss * self.dist.world).backward()
             sums += torch.stack([out.mlm_loss_sum.detach(), out.mlm_correct.detach(),
                                  out.nsp_loss_sum.detach(), out.nsp_correct.detach()]).double()
-        sums = self.dist.sum(sums).tolist()
+        max_norm = s.max_grad_norm if s.max_grad_norm > 0 else float("inf")
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP: a DTensor
+        # one device-to-host copy per step: each one idles the GPU until the CPU queues more work
+        *sums, grad_norm = torch.cat([self.dist.sum(sums), norm.detach().double().reshape(1)]).tolist()
         mlm_loss = sums[0] / n_masked
         nsp_loss = sums[2] / s.batch_size if use_nsp else None
         loss = mlm_loss + (nsp_loss or 0.0)
-        max_norm = s.max_grad_norm if s.max_grad_norm > 0 else float("inf")
-        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
-        grad_norm = float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # FSDP: DTensor
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
             what = "loss" if not math.isfinite(loss) else "gradient norm"
             raise NonFiniteLoss(f"the {what} became non-finite at step {step} ({loss=}, {grad_norm=}); "
