@@ -69,6 +69,32 @@ def _time_in_rounds(steps_by_name: dict, steps: int, warmup: int, device: torch.
             {name: min(values) for name, values in cpu.items()})
 
 
+def _input_tokens_per_s(vocab_size: int, batch_size: int, seq_len: int, seed: int,
+                       repeats: int = 3) -> float:
+    """Tokens/s of the input pipeline (dynamic masking and collation of packed instances, as the
+    training loop runs it in one background thread): it must outpace the step to keep a GPU busy."""
+    import numpy as np
+
+    from . import instances as I
+    from .batching import Vocabulary, make_batch
+
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(5, vocab_size, size=batch_size * seq_len * 2, dtype=np.int32)
+    rows = np.zeros((batch_size, I.COLUMNS), dtype=np.int64)
+    rows[:, I.A_START] = np.arange(batch_size) * seq_len
+    rows[:, I.A_LEN] = seq_len - 2  # full-length instances, [CLS] and [SEP] added
+    vocab = Vocabulary(pad=0, cls=2, sep=3, mask=4, size=vocab_size,
+                       replacement_ids=np.arange(5, vocab_size), continuation=np.zeros(vocab_size, bool))
+    fastest = float("inf")
+    for repeat in range(repeats):
+        keys = [(seed, 0, repeat, i) for i in range(batch_size)]
+        start = time.perf_counter()
+        make_batch(tokens, rows, keys, vocab, max_seq_length=seq_len, mask_prob=0.15, whole_word=False,
+                   nsp=False, restart_positions=False, language_types=False)
+        fastest = min(fastest, time.perf_counter() - start)
+    return batch_size * seq_len / fastest
+
+
 def _flops_per_step(config, batch_size: int, seq_len: int, n_masked: int) -> float:
     """Model FLOPs of one training step (3x forward) counting only useful work: encoder on all
     tokens, prediction head on masked tokens."""
@@ -126,7 +152,8 @@ def bench_pretrain(*, model: str = "base", vocab_size: int = 119547, seq_len: in
               "ours_step_s": ours_s, "hf_step_s": hf_s,
               "ours_tokens_per_s": tokens / ours_s, "hf_tokens_per_s": tokens / hf_s,
               "ratio": hf_s / ours_s, "ours_cpu_s": cpu["ours"], "hf_cpu_s": cpu["hf"],
-              "cpu_time_ratio": cpu["hf"] / cpu["ours"], "mfu": None, "hf_mfu": None}
+              "cpu_time_ratio": cpu["hf"] / cpu["ours"], "mfu": None, "hf_mfu": None,
+              "input_tokens_per_s": _input_tokens_per_s(vocab_size, batch_size, seq_len, seed)}
     if dev.type == "cuda":
         name = torch.cuda.get_device_name(dev)
         peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
@@ -145,6 +172,9 @@ def format_result(result: dict) -> str:
              f"({result['hf_step_s'] * 1000:.0f} ms/step)",
              f"  ratio: {result['ratio']:.2f}x (fastest step each; process CPU time ratio "
              f"{result['cpu_time_ratio']:.2f}x)"]
+    spare = result["input_tokens_per_s"] / result["ours_tokens_per_s"]
+    lines.append(f"  input pipeline (masking, collation; one thread): {result['input_tokens_per_s']:,.0f} "
+                 f"tokens/s, {spare:.1f}x our step" + ("" if spare > 1.5 else " - too close: it may stall the step"))
     if result.get("mfu") is not None:
         lines.append(f"  MFU: ours {result['mfu']:.1%}, HF {result['hf_mfu']:.1%} (useful FLOPs, bf16 peak)")
     return "\n".join(lines)

@@ -19,6 +19,8 @@ class Distributed:
         self.owned = False
         if not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
             backend = "nccl" if torch.cuda.is_available() else "gloo"
+            if backend == "nccl":  # NCCL's barrier and object collectives use the current device
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
             dist.init_process_group(backend)
             self.owned = True
         self.active = dist.is_initialized()
