@@ -12,16 +12,15 @@ from ..errors import UserError
 class Distributed:
     """Process group from torchrun's environment (or one a caller set up); a no-op alone."""
 
-    def __init__(self) -> None:
+    def __init__(self, cuda: bool) -> None:
         import torch.distributed as dist
 
         self.dist = dist
         self.owned = False
         if not dist.is_initialized() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-            if backend == "nccl":  # NCCL's barrier and object collectives use the current device
+            if cuda:  # NCCL's barrier and object collectives use the current device
                 torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-            dist.init_process_group(backend)
+            dist.init_process_group("nccl" if cuda else "gloo")
             self.owned = True
         self.active = dist.is_initialized()
         self.rank = dist.get_rank() if self.active else 0

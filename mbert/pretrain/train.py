@@ -57,6 +57,13 @@ def is_complete(out_dir: Path) -> bool:
         return False
 
 
+def uses_cuda(device: str) -> bool:
+    """Whether `pretrain.device` means the GPU."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("pretrain.device = 'cuda' but no GPU is visible; use device = 'auto' or 'cpu'")
+    return device == "cuda" or (device == "auto" and torch.cuda.is_available())
+
+
 # ----------------------------------------------------------------------------- trainer
 
 class NonFiniteLoss(UserError):
@@ -76,9 +83,7 @@ class Trainer:
         self.log_path = self.out / "train_log.jsonl"
         # W&B keys: `pretrain/loss`, or `pretrain/<variant>/loss` for `mbert run` variants
         self.metric_prefix = "pretrain" if self.out.name == "pretrain" else f"pretrain/{self.out.name}"
-        if settings.device == "cuda" and not torch.cuda.is_available():
-            raise UserError("pretrain.device = 'cuda' but no GPU is visible; use device = 'auto' or 'cpu'")
-        use_cuda = settings.device == "cuda" or (settings.device == "auto" and torch.cuda.is_available())
+        use_cuda = uses_cuda(settings.device)
         self.device = torch.device(f"cuda:{dist.local_rank}" if use_cuda else "cpu")
         if use_cuda:
             torch.cuda.set_device(self.device)
@@ -510,7 +515,7 @@ def pretrain(corpus_dir: Path, vocab_dir: Path, out_dir: Path, settings: Pretrai
     refuses an `out_dir` that holds a run, None continues an unfinished run with the same
     settings and otherwise starts afresh. Under torchrun every process calls this; only rank 0
     writes files."""
-    dist = Distributed()
+    dist = Distributed(cuda=uses_cuda(settings.device))
     try:
         return Trainer(corpus_dir, vocab_dir, out_dir, settings, tracker, resume, dist).run()
     finally:
