@@ -301,6 +301,10 @@ def test_bad_inputs_give_one_clear_error(data_dir, inputs, tmp_path):
     with pytest.raises(UserError, match="vocabulary does not match"):
         pretrain(zh, vocab, tmp_path / "o4", tiny_settings())
     assert not is_complete(tmp_path / "o4")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="no GPU is visible"):
+            pretrain(corpus, vocab, tmp_path / "o5", tiny_settings(device="cuda"))
+        assert not (tmp_path / "o5").exists()
 
 
 def test_cli_pretrain_and_errors(inputs, tmp_path, capsys):
