@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -77,3 +78,11 @@ def test_rerun_skips_complete_stages_and_redoes_what_changed(
     assert report.stat().st_mtime_ns != report_before and "changed title" in report.read_text(encoding="utf-8")
     state = json.loads((run_dir / "run_state.json").read_text())
     assert set(state) == set(STAGES)
+    # a reference checkpoint (here: a copy of a variant) joins the comparison; pretraining is kept
+    reference = run_dir.parent / "reference"
+    shutil.copytree(run_dir / "pretrain/mlm/model", reference)
+    compared = _run(run_dir, "--wandb", "off", "--set", f'evaluate.compare={{reference = "{reference}"}}')
+    assert "pretrain skipped" in compared.stdout and "evaluate skipped" not in compared.stdout
+    comparison = json.loads((run_dir / "eval/demo/comparison.json").read_text())
+    assert list(comparison) == ["mlm", "mlm-tlm", "reference", "random-init"]
+    assert comparison["reference"] == comparison["mlm"]  # same weights, same seed

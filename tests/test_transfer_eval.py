@@ -448,3 +448,28 @@ max_eval_examples = 10
     result = evaluate(None, suite, tmp_path / "out", EvaluateSettings(suite=suite))
     assert list(result["models"]) == ["first"]
     assert json.loads((tmp_path / "out/manifest.json").read_text())["models"] == {"first": str(tmp_path / "ckpts/a")}
+
+
+def test_reference_checkpoints_are_compared_beside_the_models(tiny_model, data_dir, tmp_path, capsys):
+    """`evaluate.compare` (e.g. Google's mBERT) joins the evaluated models, also through the CLI."""
+    from mbert.cli import main
+
+    suite = _write_suite(tmp_path / "compare.toml", f"""
+data = "{data_dir}"
+seeds = [1]
+[tasks.tatoeba]
+kind = "tatoeba"
+folder = "tatoeba"
+languages = ["de"]
+max_eval_examples = 10
+""")
+    code = main(["--quiet", "evaluate", "--model", f"ours={tiny_model}", "--suite", str(suite),
+                 "--out", str(tmp_path / "out"), "--set", f'evaluate.compare={{reference = "{tiny_model}"}}'])
+    assert code == 0
+    comparison = json.loads((tmp_path / "out" / "comparison.json").read_text())
+    assert list(comparison) == ["ours", "reference"] and comparison["ours"] == comparison["reference"]
+    assert "| language | ours | reference |" in (tmp_path / "out" / "summary.md").read_text()
+    code = main(["--quiet", "evaluate", "--model", f"ours={tiny_model}", "--suite", str(suite),
+                 "--out", str(tmp_path / "out2"), "--set", f'evaluate.compare={{ours = "{tiny_model}"}}'])
+    assert code != 0 and "already a model's name" in capsys.readouterr().err
+    assert not (tmp_path / "out2").exists()

@@ -90,9 +90,14 @@ def evaluate(model_dirs: dict[str, Path] | Path | list | None, suite_path: Path,
     specs = _select_tasks(suite, settings)
     if not model_dirs:
         model_dirs = dict(suite.models)
-    if not model_dirs:
+    if not model_dirs and not settings.compare:
         raise ConfigError("no model to evaluate: pass --model DIR or list models in the suite's [models]")
-    checkpoints = name_models(model_dirs)
+    checkpoints = name_models(model_dirs) if model_dirs else []
+    for reference in name_models(settings.compare):  # e.g. Google's mBERT beside the run's models
+        if any(c.name == reference.name for c in checkpoints):
+            raise UserError(f"evaluate.compare names {reference.name!r}, which is already a model's name; "
+                            f"rename the reference")
+        checkpoints.append(reference)
     tokenizers = {c.name: check_checkpoint(c) for c in checkpoints}
     device = resolve_device(settings.device)
     _check_depth(checkpoints, suite, specs)

@@ -24,4 +24,6 @@ class EvaluateSettings:
     max_train_examples: int | None = setting(None, min=1, help="cap on training examples per task (overrides the suite)")
     max_eval_examples: int | None = setting(None, min=1, help="cap on test examples per language (overrides the suite)")
     random_init: bool = setting(False, help="also evaluate a random initialisation of the first model's shape")
+    compare: dict[str, Path] = setting({}, path="dir", help="reference checkpoints evaluated beside the "
+                                       "models, name = folder, e.g. {mbert = \"models/bert-base-multilingual-cased\"}")
     analysis: bool | None = setting(None, help="run the language-neutrality analysis; unset = as the suite says")
