@@ -15,6 +15,8 @@ import torch
 from mbert.cli import main
 from mbert.config import build
 from mbert.errors import UserError
+from mbert.report.tracking import Tracker
+from mbert.report.wandb_reader import find_run_file, load_table, logged_tables, summary_values, wait_until_finished
 from mbert.transfer.checkpoints import Checkpoint, check_checkpoint
 from mbert.transfer.evaluate import evaluate, is_complete
 from mbert.transfer.finetune import IGNORE, encode_tagged, fine_tune, to_labels
@@ -357,20 +359,6 @@ def test_truncated_words_get_the_fallback_label():
     assert to_labels(task, [sentence], [[0]], "O") == [["B-PER", "O", "O"]]
 
 
-class RecordingTracker:
-    """Stands in for W&B: records what the stage logs (the real Tracker has the same two calls)."""
-
-    def __init__(self) -> None:
-        self.tables: dict[str, list] = {}
-        self.values: dict[str, float] = {}
-
-    def table(self, key, columns, rows) -> None:
-        self.tables[key] = [dict(zip(columns, row)) for row in rows]
-
-    def summary(self, metrics) -> None:
-        self.values.update(metrics)
-
-
 def test_alignment_analysis_and_tracking(tiny_model, data_dir, tmp_path):
     suite = _write_suite(tmp_path / "align.toml", f"""
 data = "{data_dir}"
@@ -400,19 +388,24 @@ max_pairs = 40
 enabled = true
 max_sentences = 20
 """)
-    tracker = RecordingTracker()
     out = tmp_path / "out"
-    evaluate(tiny_model, suite, out, EvaluateSettings(suite=suite), tracker)
+    with Tracker(mode="offline", project="mbert-test", stage="evaluate", run_dir=tmp_path) as tracker:
+        evaluate(tiny_model, suite, out, EvaluateSettings(suite=suite), tracker)
+        run_dir = tracker.run_path
+    run_file = wait_until_finished(find_run_file(run_dir))
     manifest = json.loads((out / "manifest.json").read_text())
     stats = manifest["alignment"]["tiny"]
     assert stats["pairs"] > 0 and stats["links"] > 0
     assert any((out / "analysis").iterdir())  # the neutrality analysis wrote its files
-    assert [row["language"] for row in tracker.tables["eval/xnli"]] == ["en", "de"]
+    # W&B (offline), read back from the run file: per-task tables and charts, summary scores
+    tables, values = logged_tables(run_file), summary_values(run_file)
+    assert [row[0] for row in load_table(run_file, tables["eval/xnli/table"])["data"]] == ["en", "de"]
+    assert "eval/xnli/bar_table" in tables and "eval/heatmap/table" in tables
     metrics = json.loads((out / "metrics.json").read_text())
-    assert tracker.values["eval/xnli/de"] == metrics["xnli"]["de"]["mean"]
-    assert tracker.values["eval/xnli/transfer_gap"] == pytest.approx(
+    assert values["eval/xnli/de"] == pytest.approx(metrics["xnli"]["de"]["mean"])
+    assert values["eval/xnli/transfer_gap"] == pytest.approx(
         metrics["xnli"]["en"]["mean"] - metrics["xnli"]["de"]["mean"], abs=1e-3)
-    assert "eval/tatoeba/target_average" in tracker.values and "eval/tatoeba/transfer_gap" not in tracker.values
+    assert "eval/tatoeba/target_average" in values and "eval/tatoeba/transfer_gap" not in values
     assert not (out / ".work").exists()
 
 

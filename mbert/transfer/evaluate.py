@@ -151,9 +151,9 @@ def _run(checkpoints: list[Checkpoint], tokenizers: dict, suite: Suite, suite_pa
             if analysis:
                 _analyse(suite, checkpoint, tokenizers[checkpoint.name], device,
                          stage / "analysis" / (checkpoint.name if len(checkpoints) > 1 else ""))
-            if tracker is not None:
-                _track(tracker, checkpoint.name, results[checkpoint.name], suite.source,
-                       prefix=len(checkpoints) > 1)
+            if tracker is not None:  # per task a table and a bar chart, a heat-map, summary scores
+                tracker.eval_metrics(results[checkpoint.name], source_language=suite.source,
+                                     prefix=f"eval/{checkpoint.name}" if len(checkpoints) > 1 else "eval")
         shutil.rmtree(work, ignore_errors=True)
         for task in data.values():
             for lang, examples in task.test.items():
@@ -327,23 +327,6 @@ def _analyse(suite: Suite, checkpoint: Checkpoint, tokenizer, device: str, out: 
     out.mkdir(parents=True, exist_ok=True)
     analyse_language_neutrality(model, tokenizer, _analysis_folder(suite), languages, out, device=device,
                                 max_sentences=spec.max_sentences)
-
-
-def _track(tracker, model: str, metrics: Metrics, source: str, *, prefix: bool) -> None:
-    """A W&B table per task (language, score, std) and the averages/gaps as summary metrics."""
-    base = f"eval/{model}" if prefix else "eval"
-    values = {}
-    for task, languages in metrics.items():
-        tracker.table(f"{base}/{task}", ["language", "score", "std"],
-                      [[lang, entry["mean"], entry["std"]] for lang, entry in languages.items()])
-        overview = task_summary(languages, source)
-        for lang, entry in languages.items():
-            values[f"{base}/{task}/{lang}"] = entry["mean"]
-        if overview["target_average"] is not None:
-            values[f"{base}/{task}/target_average"] = overview["target_average"]
-        if overview["gap"] is not None:
-            values[f"{base}/{task}/transfer_gap"] = overview["gap"]
-    tracker.summary(values)
 
 
 def _write_outputs(stage: Path, suite: Suite, specs: dict[str, TaskSpec], seeds: list[int],
