@@ -187,6 +187,16 @@ def test_parquet_source_in_wikimedia_layout(data_dir, tmp_path):
     assert entry["documents"] == len(paragraphs)
     # sentencex split the run-together Japanese paragraphs back into sentences
     assert entry["sentences"] >= 0.8 * sum(p.count("\n") + 1 for p in paragraphs)
+    # the same files as a `datasets` dataset folder (what a hub download leaves): `hf:FOLDER`
+    hub_copy = tmp_path / "hub" / "ja"
+    hub_copy.mkdir(parents=True)
+    shutil.copy(source, hub_copy / source.name)
+    assert main(["corpus", "extract", "--lang", "ja", "--source", f"hf:{hub_copy}", "--out",
+                 str(tmp_path / "clean-hf"), "--workers", "1", "--wandb", "off"]) == 0
+    via_hf = read_manifest(tmp_path / "clean-hf")["languages"]["ja"]
+    assert via_hf["sources"][0]["kind"] == "hf"
+    assert (via_hf["documents"], via_hf["sentences"]) == (entry["documents"], entry["sentences"])
+    assert _texts(tmp_path / "clean-hf" / "ja") == _texts(out / "ja")
 
 
 def test_rerun_skips_force_redoes_and_interrupted_language_resumes(data_dir, tmp_path, monkeypatch, capsys):

@@ -252,7 +252,7 @@ def _hf_pages(name: str) -> Iterator[Page]:
         stream = datasets.load_dataset(dataset, config or None, split="train", streaming=True)
     except Exception as exc:  # offline, unknown name, ...: all are the user's to fix
         raise UserError(f"cannot load {spec!r} with datasets.load_dataset ({exc}); download the Parquet "
-                        f"files and pass their paths instead") from None
+                        f"files and pass their paths (or hf:FOLDER) instead") from None
     for number, row in enumerate(stream):
         yield Page(id=str(row.get("id", number)), title=row.get("title") or "", ns=0, redirect=False,
                    text=row.get("text") or "")
