@@ -37,3 +37,23 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def repo_dir() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models gain nothing from threads; on a busy 2-core machine two threads stall each other.
+    Modules of tiny-model tests use it with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory, data_dir):
+    """(model, tokenizer): a random 2-layer BERT with a WordPiece vocabulary trained on kit text."""
+    from helpers_transfer import build_tiny_bert
+
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), data_dir / "corpus")

@@ -7,7 +7,6 @@ import copy
 
 import pytest
 import torch
-from test_retrieval import build_tiny_bert
 
 from mbert.errors import UserError
 from mbert.transfer.alignment import (
@@ -15,20 +14,7 @@ from mbert.transfer.alignment import (
     source_word_vectors, split_words)
 
 PAIRS = 400
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_torch_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core box they lose a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory, data_dir):
-    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), data_dir / "corpus")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

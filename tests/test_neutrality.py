@@ -8,27 +8,13 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from test_retrieval import build_tiny_bert
 
 from mbert.errors import UserError
 from mbert.transfer.neutrality import analyse_language_neutrality, pca_2d
 from mbert.transfer.retrieval import encode_sentences, evaluate_tatoeba, read_tatoeba
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory, data_dir):
-    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), data_dir / "corpus")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_analysis_writes_plots_and_consistent_numbers(tiny_bert, data_dir, tmp_path):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -14,41 +12,7 @@ from mbert.transfer.retrieval import (
     margin_candidates, mine_and_score, read_bucc, read_lines, read_tatoeba, retrieval_accuracy,
     tatoeba_scores)
 
-TINY_LANGUAGES = ["en", "de", "fr", "zh"]
-
-
-def build_tiny_bert(out: Path, corpus_dir: Path):
-    """A tiny cased WordPiece vocabulary trained on real kit text, and a random 2-layer BERT."""
-    from tokenizers import BertWordPieceTokenizer
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    out.mkdir(parents=True, exist_ok=True)
-    wordpiece = BertWordPieceTokenizer(lowercase=False, strip_accents=False, handle_chinese_chars=True)
-    wordpiece.train([str(corpus_dir / f"{lang}.txt") for lang in TINY_LANGUAGES], vocab_size=2000,
-                    min_frequency=2, show_progress=False)
-    wordpiece.save_model(str(out))
-    tokenizer = BertTokenizerFast.from_pretrained(str(out), do_lower_case=False, strip_accents=False)
-    tokenizer.save_pretrained(out)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
-    model = BertModel(config).eval()
-    model.save_pretrained(out)
-    return model, tokenizer
-
-
-@pytest.fixture(autouse=True, scope="module")
-def single_torch_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core box they lose a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory, data_dir):
-    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), data_dir / "corpus")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _unique_by_tokens(tokenizer, sentences: list[str], limit: int) -> list[str]:

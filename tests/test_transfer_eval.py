@@ -27,6 +27,7 @@ from mbert.transfer.settings import EvaluateSettings
 from mbert.transfer.suite import Suite
 from mbert.transfer.tasks import load_task
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # ----------------------------------------------------------------------------- fixtures
 
@@ -45,15 +46,6 @@ def _tiny_checkpoint(folder: Path, corpus: list[Path], vocab_size: int) -> Path:
     BertForMaskedLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; two threads on a busy 2-core machine stall on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
