@@ -82,7 +82,7 @@ def run_pipeline(recipe: Recipe, *, redo_from: str | None = None, until: str | N
 
     from .corpus.extract import extract_corpus, is_complete as corpus_done
     from .corpus.sample import is_complete as sample_done, sample_mixture
-    from .pretrain.train import is_complete as pretrain_done, pretrain
+    from .pretrain.train import finished_run_differences, is_complete as pretrain_done, pretrain
     from .report.build import build_report, is_complete as report_done
     from .transfer.evaluate import evaluate, is_complete as evaluate_done
     from .vocab.report import tokenizer_report
@@ -110,9 +110,23 @@ def run_pipeline(recipe: Recipe, *, redo_from: str | None = None, until: str | N
         tokenizer_report(layout.vocab, layout.clean, layout.vocab / "report", t,
                          max_lines_per_language=recipe.run.report_lines_per_language)
 
+    # A finished pretraining the run did not record (e.g. torchrun after `--until vocab`) is used when
+    # it matches the recipe, and never replaced silently when it does not.
+    asked_to_redo = redo_from is not None and STAGES.index(redo_from) <= STAGES.index("pretrain")
+    may_replace = "pretrain" in state or asked_to_redo
+
     def pretrain_stage(t: Tracker) -> None:
         for name, settings in variants.items():
             info(f"[pretrain] variant {name!r}")
+            differences = finished_run_differences(model_dirs[name], layout.mixture, layout.vocab, settings)
+            if differences == [] and not asked_to_redo:
+                info(f"[pretrain] {model_dirs[name]} holds a finished run of these settings on this corpus "
+                     f"and vocabulary: using it")
+                continue
+            if differences and not may_replace:
+                raise UserError(f"{model_dirs[name]} holds a finished pretraining that this run did not make "
+                                f"and that differs from the recipe ({'; '.join(differences)}); move it away, "
+                                f"make the recipe match it, or pass --from pretrain to replace it")
             if settings.token_store is None and len(variants) > 1:
                 # variants read the same mixture with the same vocabulary: tokenize it once
                 settings = dataclasses.replace(settings, token_store=layout.root / "pretrain" / "token_store")

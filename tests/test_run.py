@@ -19,12 +19,13 @@ FAST = ["pretrain.steps=8", "pretrain.eval_every=4", "pretrain.checkpoint_every=
         "vocab.size=1500"]
 
 
-def _run(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+def _run(run_dir: Path, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
     sets = [arg for item in FAST for arg in ("--set", item)]
     result = subprocess.run([sys.executable, "-m", "mbert", "--quiet", "run", str(default_recipe()),
                              "--out", str(run_dir), *sets, *extra],
                             capture_output=True, text=True, timeout=900, cwd=run_dir.parent)
-    assert result.returncode == 0, result.stderr[-3000:]
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
     return result
 
 
@@ -86,3 +87,22 @@ def test_rerun_skips_complete_stages_and_redoes_what_changed(
     comparison = json.loads((run_dir / "eval/demo/comparison.json").read_text())
     assert list(comparison) == ["mlm", "mlm-tlm", "reference", "random-init"]
     assert comparison["reference"] == comparison["mlm"]  # same weights, same seed
+
+
+def test_a_pretraining_made_outside_the_run_is_used_and_never_replaced_silently(
+        demo_run: tuple[Path, subprocess.CompletedProcess]) -> None:
+    """The torchrun path: `--until vocab`, pretrain into RUN/pretrain, then `mbert run` again."""
+    run_dir, _ = demo_run
+    state_path = run_dir / "run_state.json"
+    state = json.loads(state_path.read_text())
+    for stage in ("pretrain", "evaluate", "report"):  # as after `mbert run --until vocab`
+        state.pop(stage)
+    state_path.write_text(json.dumps(state))
+    model = run_dir / "pretrain/mlm/model/model.safetensors"
+    before = model.stat().st_mtime_ns
+    other = _run(run_dir, "--wandb", "off", "--until", "pretrain", "--set", "pretrain.steps=9", check=False)
+    assert other.returncode == 1 and "did not make" in other.stderr and "steps = 8 there, 9 here" in other.stderr
+    assert model.stat().st_mtime_ns == before and "pretrain" not in json.loads(state_path.read_text())
+    same = _run(run_dir, "--wandb", "off", "--until", "pretrain", "--set", "pretrain.device=cpu")
+    assert "pretrain" in json.loads(state_path.read_text())  # adopted: a runtime setting differs only
+    assert model.stat().st_mtime_ns == before and "pretrain skipped" not in same.stdout

@@ -64,6 +64,27 @@ def uses_cuda(device: str) -> bool:
     return device == "cuda" or (device == "auto" and torch.cuda.is_available())
 
 
+# how a run executes, not what it trains: a finished run that differs only in these is the same run
+RUNTIME_SETTINGS = {"device", "compile", "precision", "fsdp", "tokenize_workers", "token_store", "log_every",
+                    "eval_every", "checkpoint_every", "keep_checkpoints"}
+
+
+def finished_run_differences(out_dir: Path, corpus_dir: Path, vocab_dir: Path,
+                             settings: PretrainSettings) -> list[str] | None:
+    """How the finished run in `out_dir` differs from a run of `settings` on these inputs (an empty
+    list: it is that run, e.g. made with torchrun outside `mbert run`); None when none is finished."""
+    if not is_complete(out_dir):
+        return None
+    manifest = json.loads((Path(out_dir) / "manifest.json").read_text(encoding="utf-8"))
+    made, wanted = manifest.get("settings", {}), json.loads(json.dumps(to_plain(settings), default=str))
+    differences = [f"{key} = {made.get(key)!r} there, {wanted[key]!r} here" for key in sorted(wanted)
+                   if key not in RUNTIME_SETTINGS and made.get(key) != wanted[key]]
+    fingerprint = f"{corpus_fingerprint(find_shards(corpus_dir))}-{vocab_fingerprint(load_tokenizer(vocab_dir))}"
+    if manifest.get("store", {}).get("fingerprint") != fingerprint:
+        differences.append("it was trained on another corpus or vocabulary")
+    return differences
+
+
 # ----------------------------------------------------------------------------- trainer
 
 class NonFiniteLoss(UserError):
