@@ -130,6 +130,37 @@ def test_wordpiece_folder_loads_fast_and_slow(wordpiece, corpus):
     assert words[0] is None and max(w for w in words if w is not None) >= 4
 
 
+def test_wordpiece_is_deterministic_and_as_good_as_wordpiece_trainer(data_dir):
+    """Same corpus, same vocabulary, byte for byte (HF's WordPieceTrainer differs run to run); and
+    its held-out tokenisation is as compact as that of a WordPieceTrainer vocabulary."""
+    from tokenizers import trainers
+
+    from mbert.vocab.special import SPECIAL_TOKENS
+    from mbert.vocab.wordpiece import new_wordpiece_tokenizer, train_wordpiece, vocab_lines
+
+    langs = ["en", "de", "ru", "hi", "zh"]
+    lines = [line for lang in langs for doc in kit_documents(data_dir, lang, 1000) for line in doc.split("\n")]
+    options = dict(size=4000, uncased=False, min_frequency=2, limit_alphabet=0, show_progress=False)
+    first, second = (vocab_lines(train_wordpiece([lines], **options)) for _ in range(2))
+    assert first == second and len(first) == 4000 and first[:5] == list(SPECIAL_TOKENS)
+
+    reference = new_wordpiece_tokenizer(uncased=False)
+    reference.train_from_iterator([lines], trainer=trainers.WordPieceTrainer(
+        vocab_size=4000, min_frequency=2, special_tokens=list(SPECIAL_TOKENS), show_progress=False))
+    ours = train_wordpiece([lines], **options)
+    held_out = [line for path in sorted((data_dir / "tatoeba").glob("tatoeba.*-eng.*"))
+                if path.suffix[1:] in ("eng", "deu", "rus", "hin", "cmn")
+                for line in path.read_text(encoding="utf-8").split("\n")[:300] if line.strip()]
+    assert len(held_out) > 1000
+
+    def pieces(tokenizer) -> tuple[int, int]:
+        encodings = tokenizer.encode_batch(held_out, add_special_tokens=False)
+        return sum(len(e.ids) for e in encodings), sum(e.ids.count(1) for e in encodings)
+
+    (our_pieces, our_unknown), (their_pieces, their_unknown) = pieces(ours), pieces(reference)
+    assert our_pieces <= 1.02 * their_pieces and our_unknown <= their_unknown + 5
+
+
 def test_fast_and_slow_identical_on_tatoeba_and_pud(wordpiece, data_dir):
     texts = kit_sentences(data_dir, per_file=150)
     assert len(texts) == 36 * 2 + 11  # 36 Tatoeba pairs (incl. en sides) and 11 PUD treebanks

@@ -8,17 +8,30 @@ Normalisation follows BERT's BasicTokenizer exactly, so the fast tokenizer and t
 - uncased only: lower-case, then strip accents (NFD and drop non-spacing marks), in the slow
   tokenizer's order, removing only non-spacing marks (Mn) as BERT does.
 Pre-tokenisation splits on whitespace and punctuation (BertPreTokenizer); continuation pieces
-carry the `##` prefix."""
+carry the `##` prefix.
+
+Training is deterministic: the same corpus and settings give the same `vocab.txt`, byte for byte.
+HF's `WordPieceTrainer` does not (huggingface/tokenizers#1794): it numbers the `##` pieces in hash
+order as it meets them, and merges of equal count are ordered by those numbers. We run the same
+greedy merge algorithm (its `BpeTrainer`, which `WordPieceTrainer` wraps) on words whose start is
+marked by one extra symbol, so that every initial symbol is a character of the alphabet, which the
+trainer numbers in sorted order. A merged piece that begins with the mark is a word-initial piece,
+any other one is a `##` piece."""
 
 from __future__ import annotations
 
-from typing import Iterable
+import re
+import unicodedata
+from typing import Iterable, Iterator
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from .special import SPECIAL_TOKENS, UNK, add_bert_template, check_layout
+from .special import SPECIAL_TOKENS, UNK, add_bert_template, check_layout, register_special_tokens
 
 MAX_WORD_CHARS = 100  # same limit as the slow WordpieceTokenizer: longer words become [UNK]
+# marks word starts while training; a control character, so the normaliser removes it from the text
+WORD_START = "\x01"
+_FIRST_CHAR = re.compile(r"(?<!\S)\S")  # the first character of each whitespace-separated token
 
 
 def bert_normalizer(uncased: bool) -> normalizers.Normalizer:
@@ -43,16 +56,70 @@ def new_wordpiece_tokenizer(uncased: bool) -> Tokenizer:
 
 def train_wordpiece(batches: Iterable[list[str]], *, size: int, uncased: bool, min_frequency: int,
                     limit_alphabet: int, show_progress: bool) -> Tokenizer:
-    """Train on batches of sentences. The special tokens take ids 0-4 (see `special.py`)."""
+    """Train on batches of sentences (deterministically, see the module docstring). The special
+    tokens take ids 0-4 (see `special.py`)."""
+    inner_chars: set[str] = set()
+    marked = Tokenizer(models.BPE(unk_token=UNK))
+    marked.normalizer = bert_normalizer(uncased)
+    marked.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.BertPreTokenizer(),
+        pre_tokenizers.Metaspace(replacement=WORD_START, prepend_scheme="always", split=False)])
+    # the alphabet also holds the mark; merges that attach it to a first character add nothing to
+    # the WordPiece vocabulary (those characters are in it anyway), so the trainer may go further
+    options = {"limit_alphabet": limit_alphabet + 1} if limit_alphabet else {}  # absent: no limit
+    trainer = trainers.BpeTrainer(vocab_size=2 * size, min_frequency=min_frequency,
+                                  special_tokens=list(SPECIAL_TOKENS), show_progress=show_progress, **options)
+    marked.train_from_iterator(_noting_inner_chars(batches, inner_chars), trainer=trainer)
+    entries = _wordpiece_entries(marked, _continuing_chars(inner_chars, marked), size)
     tokenizer = new_wordpiece_tokenizer(uncased)
-    options = {"limit_alphabet": limit_alphabet} if limit_alphabet else {}  # absent: no limit
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS),
-        continuing_subword_prefix="##", show_progress=show_progress, **options)
-    tokenizer.train_from_iterator(batches, trainer=trainer)
+    tokenizer.model = models.WordPiece({token: i for i, token in enumerate(entries)}, unk_token=UNK,
+                                       continuing_subword_prefix="##", max_input_chars_per_word=MAX_WORD_CHARS)
+    register_special_tokens(tokenizer)
     check_layout(tokenizer)
     add_bert_template(tokenizer)
     return tokenizer
+
+
+def _noting_inner_chars(batches: Iterable[list[str]], inner_chars: set[str]) -> Iterator[list[str]]:
+    """Pass the batches on, noting every character that follows another one inside a
+    whitespace-separated token: only those can need a `##` piece."""
+    for lines in batches:
+        inner_chars.update(_FIRST_CHAR.sub("", "\n".join(lines)))  # one call per batch: cheaper
+        yield lines
+
+
+def _continuing_chars(inner_chars: set[str], marked: Tokenizer) -> set[str]:
+    """Characters that can continue a word after normalisation: seen inside a token, and not split
+    off by the pre-tokenizer (punctuation, CJK ideographs). A character composed by NFC counts when
+    its base character does."""
+    normalised = set()
+    for char in inner_chars:
+        normalised.update(marked.normalizer.normalize_str(char))
+    continuing = set()
+    for char in marked.get_vocab():
+        if len(char) != 1 or char == WORD_START:
+            continue
+        base = unicodedata.normalize("NFD", char)[0]
+        word = marked.normalizer.normalize_str(f"a{char}a")  # the normaliser isolates CJK ideographs
+        if (char in normalised or base in normalised) and len(marked.pre_tokenizer.pre_tokenize_str(word)) == 1:
+            continuing.add(char)
+    return continuing
+
+
+def _wordpiece_entries(marked: Tokenizer, continuing: set[str], size: int) -> list[str]:
+    """The WordPiece vocabulary in id order: special tokens, every character and `##` + every
+    continuing character (all kept, as WordPieceTrainer does), then the merged pieces in the order
+    the trainer made them, up to `size` entries."""
+    ordered = [token for token, _ in sorted(marked.get_vocab().items(), key=lambda item: item[1])]
+    chars = [t for t in ordered if len(t) == 1 and t != WORD_START]
+    entries = list(SPECIAL_TOKENS) + chars + ["##" + c for c in chars if c in continuing]
+    for token in ordered[len(SPECIAL_TOKENS):]:
+        if len(entries) >= size:
+            break
+        if len(token) < 2 or (token[0] == WORD_START and len(token) == 2):
+            continue  # a character, the mark, or the mark on a character: all placed above
+        entries.append(token[1:] if token[0] == WORD_START else "##" + token)
+    return entries
 
 
 def vocab_lines(tokenizer: Tokenizer) -> list[str]:
