@@ -52,21 +52,20 @@ def make_mixture(data_dir: Path, out: Path, langs: tuple[str, ...] = LANGS, max_
 
 
 def make_vocab(data_dir: Path, out: Path, langs: tuple[str, ...] = LANGS, vocab_size: int = 3000) -> Path:
-    """A BERT WordPiece tokenizer folder (cased, [PAD] [UNK] [CLS] [SEP] [MASK])."""
-    from tokenizers import BertWordPieceTokenizer
+    """A BERT WordPiece tokenizer folder (cased, [PAD] [UNK] [CLS] [SEP] [MASK]), trained
+    deterministically, so every run tests the same vocabulary."""
     from transformers import BertTokenizerFast
+
+    from mbert.vocab.wordpiece import train_wordpiece
 
     sentences = []
     for lang in langs:
         for doc in kit_documents(data_dir, lang, 60):
             sentences.extend(doc.split("\n"))
-    wordpiece = BertWordPieceTokenizer(lowercase=False, strip_accents=False)
-    wordpiece.train_from_iterator(sentences, vocab_size=vocab_size, min_frequency=1,
-                                  special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
-                                  show_progress=False)
+    wordpiece = train_wordpiece([sentences], size=vocab_size, uncased=False, min_frequency=1, limit_alphabet=0,
+                                show_progress=False)
     out.mkdir(parents=True, exist_ok=True)
-    wordpiece.save_model(str(out))  # vocab.txt
-    BertTokenizerFast(vocab=wordpiece.get_vocab(), do_lower_case=False,
+    BertTokenizerFast(vocab=wordpiece.get_vocab(with_added_tokens=False), do_lower_case=False,
                       tokenize_chinese_chars=True, strip_accents=False).save_pretrained(str(out))
     return out
 

@@ -1,4 +1,4 @@
-"""A tiny random BERT for the retrieval, alignment and neutrality tests (fixture `tiny_bert`)."""
+"""Tiny test models: deterministic WordPiece vocabularies on kit text and random small BERTs."""
 
 from __future__ import annotations
 
@@ -9,16 +9,24 @@ import torch
 TINY_LANGUAGES = ["en", "de", "fr", "zh"]
 
 
+def write_test_vocab(folder: Path, texts: list[Path], size: int) -> Path:
+    """`folder/vocab.txt`: a cased WordPiece trained on kit text files, deterministically, so every
+    run tests the same vocabulary."""
+    from mbert.vocab.wordpiece import train_wordpiece, vocab_lines
+
+    lines = [line for path in texts for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+    wordpiece = train_wordpiece([lines], size=size, uncased=False, min_frequency=2, limit_alphabet=0,
+                                show_progress=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("".join(entry + "\n" for entry in vocab_lines(wordpiece)), encoding="utf-8")
+    return folder / "vocab.txt"
+
+
 def build_tiny_bert(out: Path, corpus_dir: Path):
     """A tiny cased WordPiece vocabulary trained on real kit text, and a random 2-layer BERT."""
-    from tokenizers import BertWordPieceTokenizer
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    out.mkdir(parents=True, exist_ok=True)
-    wordpiece = BertWordPieceTokenizer(lowercase=False, strip_accents=False, handle_chinese_chars=True)
-    wordpiece.train([str(corpus_dir / f"{lang}.txt") for lang in TINY_LANGUAGES], vocab_size=2000,
-                    min_frequency=2, show_progress=False)
-    wordpiece.save_model(str(out))
+    write_test_vocab(out, [corpus_dir / f"{lang}.txt" for lang in TINY_LANGUAGES], 4000)
     tokenizer = BertTokenizerFast.from_pretrained(str(out), do_lower_case=False, strip_accents=False)
     tokenizer.save_pretrained(out)
     torch.manual_seed(0)

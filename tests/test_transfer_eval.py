@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers_transfer import write_test_vocab
 
 from mbert.cli import main
 from mbert.config import build
@@ -32,14 +33,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # ----------------------------------------------------------------------------- fixtures
 
 def _tiny_checkpoint(folder: Path, corpus: list[Path], vocab_size: int) -> Path:
-    from tokenizers import BertWordPieceTokenizer
     from transformers import BertConfig, BertForMaskedLM, BertTokenizer
 
-    folder.mkdir(parents=True)
-    wordpiece = BertWordPieceTokenizer(lowercase=False, strip_accents=False, handle_chinese_chars=True)
-    wordpiece.train([str(p) for p in corpus], vocab_size=vocab_size, min_frequency=2, show_progress=False)
-    wordpiece.save_model(str(folder))
-    tokenizer = BertTokenizer(vocab=str(folder / "vocab.txt"), do_lower_case=False)
+    tokenizer = BertTokenizer(vocab=str(write_test_vocab(folder, corpus, vocab_size)), do_lower_case=False)
     torch.manual_seed(0)
     config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=128)
@@ -51,7 +47,7 @@ def _tiny_checkpoint(folder: Path, corpus: list[Path], vocab_size: int) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, data_dir) -> Path:
     corpus = [data_dir / "corpus" / f"{lang}.txt" for lang in ("en", "de", "fr", "es", "zh")]
-    return _tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", corpus, 1500)
+    return _tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", corpus, 3000)
 
 
 def _write_suite(path: Path, body: str) -> Path:
@@ -271,7 +267,7 @@ max_eval_examples = 16
 kind = "tatoeba"
 folder = "tatoeba"
 languages = ["de", "fr"]
-max_eval_examples = 20
+max_eval_examples = 100
 [tasks.bucc]
 kind = "bucc"
 folder = "bucc2018"
