@@ -15,6 +15,17 @@ from mbert.transfer.retrieval import (
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+def xtreme_bucc_f1(gold: set, predicted: list) -> float:
+    """google-research/xtreme evaluate.py `bucc_f1` over the lines of its label and prediction files."""
+    labels = {tuple(f"{s}\t{t}".split("\t")) for s, t in gold}
+    predictions = {tuple(f"{s}\t{t}".split("\t")) for s, t in predicted}
+    correct = len(labels & predictions)
+    if not correct:
+        return 0.0
+    precision, recall = correct / len(predictions), correct / len(labels)
+    return 100 * 2 * precision * recall / (precision + recall)
+
+
 def _unique_by_tokens(tokenizer, sentences: list[str], limit: int) -> list[str]:
     seen, chosen = set(), []
     for sentence in sentences:
@@ -150,8 +161,10 @@ def test_bucc_mining_finds_identical_sentences_exactly(tiny_bert, data_dir, tmp_
         "".join(f"en-{i:09d}\t{s}\n" for i, s in enumerate(english)), encoding="utf-8")
     gold = [(f"zh-{len(chinese) + n:09d}", f"en-{10 * n:09d}") for n in range(len(copies))]
     (tmp_path / "zh-en.dev.gold").write_text("".join(f"{s}\t{t}\n" for s, t in gold), encoding="utf-8")
-    result = evaluate_bucc(model, tokenizer, tmp_path, ["zh-en"], batch_size=32)["zh-en"]
+    predictions: dict = {}
+    result = evaluate_bucc(model, tokenizer, tmp_path, ["zh-en"], batch_size=32, predictions=predictions)["zh-en"]
     assert result["f1"] == pytest.approx(100.0)
+    assert predictions["zh-en"] == (sorted(gold), set(gold))  # the mined pairs XTREME's file lists
     assert result["precision"] == pytest.approx(100.0) and result["recall"] == pytest.approx(100.0)
     assert result["threshold"] > 1.0  # identical vectors have the largest ratio margin
 
@@ -162,11 +175,31 @@ def test_bucc_real_dev_capped_keeps_every_gold_pair(tiny_bert, data_dir):
     assert len(gold) == 257
     assert len(source) == 300 and len(target) == 300
     assert {s for s, _ in gold} <= set(source) and {t for _, t in gold} <= set(target)
-    result = evaluate_bucc(model, tokenizer, data_dir / "bucc2018", ["zh-en"], max_sentences=300)
+    predictions: dict = {}
+    result = evaluate_bucc(model, tokenizer, data_dir / "bucc2018", ["zh-en"], max_sentences=300,
+                           predictions=predictions)
     assert set(result["zh-en"]) == {"f1", "precision", "recall", "threshold"}
     assert 0 <= result["zh-en"]["f1"] < 50  # random model: mining is poor, but it ran end to end
+    predicted, gold_pairs = predictions["zh-en"]
+    assert gold_pairs == gold and xtreme_bucc_f1(gold, predicted) == pytest.approx(result["zh-en"]["f1"])
     with pytest.raises(UserError, match="no BUCC file de-en.dev.de"):
         evaluate_bucc(model, tokenizer, data_dir / "bucc2018", ["de-en"])
+
+
+def test_pairs_above_the_threshold_score_the_same_f1_with_xtremes_scorer():
+    """The prediction file holds the mined pairs above the best-F1 threshold, so XTREME's bucc_f1
+    over it and the gold file gives our F1: here 2 right pairs kept, 1 wrong one cut off."""
+    source = {"s1": "one", "s2": "two", "s3": "three"}
+    target = {"t1": "uno", "t2": "dos", "t3": "tres", "t4": "cuatro"}
+    vectors = {"one": [1, 0, 0, 0], "two": [0, 1, 0, 0], "three": [0, 0, 1, 0], "uno": [1, 0, 0, 0],
+               "dos": [0, 1, 0.05, 0], "tres": [0, 0, 0, 1], "cuatro": [0, 0.3, 0.7, 0.3]}
+    src = np.array([vectors[text] for text in source.values()], dtype=np.float32)
+    trg = np.array([vectors[text] for text in target.values()], dtype=np.float32)
+    gold = {("s1", "t1"), ("s2", "t2"), ("s3", "t3")}
+    predicted: list = []
+    result = mine_and_score(source, target, gold, src, trg, k=2, predicted=predicted)
+    assert predicted == [("s1", "t1"), ("s2", "t2")]
+    assert result["f1"] == pytest.approx(80.0) == xtreme_bucc_f1(gold, predicted)
 
 
 def test_mine_and_score_maps_duplicate_texts_to_every_id():
@@ -175,5 +208,7 @@ def test_mine_and_score_maps_duplicate_texts_to_every_id():
     vectors = {"hello": [1.0, 0.0, 0.0], "other": [0.0, 1.0, 0.0], "different": [0.0, 0.0, 1.0]}
     src = np.array([vectors[t] for t in ["hello", "other"]])
     trg = np.array([vectors[t] for t in ["hello", "different"]])
-    result = mine_and_score(source, target, {("s1", "t1"), ("s2", "t1")}, src, trg, k=1)
+    predicted: list = []
+    result = mine_and_score(source, target, {("s1", "t1"), ("s2", "t1")}, src, trg, k=1, predicted=predicted)
     assert result["f1"] == pytest.approx(100.0)
+    assert predicted == [("s1", "t1"), ("s2", "t1")]

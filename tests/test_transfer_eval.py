@@ -284,6 +284,15 @@ max_eval_examples = 200
         assert (out / "models" / name / "predictions/xnli/test-fr.tsv").is_file()
         assert set(comparison[name]["tatoeba"]) == {"de", "fr"}
         assert set(comparison[name]["bucc"]) == {"zh"} and 0 <= comparison[name]["bucc"]["zh"]["mean"] <= 100
+    # retrieval predictions and gold in XTREME's layout (tatoeba: retrieved index; bucc2018: id pairs)
+    for lang in ("de", "fr"):
+        gold = xtreme_read_label(out / f"labels/tatoeba/test-{lang}.tsv")
+        predicted = xtreme_read_label(out / f"predictions/tatoeba/test-{lang}.tsv")
+        assert gold == [str(i) for i in range(100)] and len(predicted) == 100
+        assert xtreme_accuracy(gold, predicted) == pytest.approx(comparison["mlm"]["tatoeba"][lang]["mean"])
+    bucc_gold = xtreme_read_label(out / "labels/bucc/test-zh.tsv")
+    assert len(bucc_gold) > 100 and all(line.count("\t") == 1 for line in bucc_gold)
+    assert (out / "predictions/bucc/test-zh.tsv").is_file()
     # same weights, same seed: identical results; fresh weights give other retrieval scores
     assert comparison["mlm"] == comparison["mlm+tlm"]
     assert comparison["random-init"]["tatoeba"] != comparison["mlm"]["tatoeba"]

@@ -147,7 +147,7 @@ def _run(checkpoints: list[Checkpoint], tokenizers: dict, suite: Suite, suite_pa
                 prediction_dirs.append(stage / "models" / checkpoint.name / "predictions")
             results[checkpoint.name], details[checkpoint.name] = _evaluate_model(
                 checkpoint, tokenizers[checkpoint.name], suite, specs, data, seeds, device, prediction_dirs,
-                settings)
+                stage / "labels", settings)
             if analysis:
                 _analyse(suite, checkpoint, tokenizers[checkpoint.name], device,
                          stage / "analysis" / (checkpoint.name if len(checkpoints) > 1 else ""))
@@ -234,7 +234,7 @@ def _fallback(task: TaskData) -> str:
 
 def _evaluate_model(checkpoint: Checkpoint, tokenizer, suite: Suite, specs: dict[str, TaskSpec],
                     data: dict[str, TaskData], seeds: list[int], device: str, prediction_dirs: list[Path],
-                    settings: EvaluateSettings) -> tuple[Metrics, dict]:
+                    label_dir: Path, settings: EvaluateSettings) -> tuple[Metrics, dict]:
     metrics: Metrics = {}
     details: dict[str, dict] = {}
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -242,8 +242,9 @@ def _evaluate_model(checkpoint: Checkpoint, tokenizer, suite: Suite, specs: dict
         hyper = suite.hyper(spec)
         if spec.kind in RETRIEVAL_KINDS:
             info(f"[evaluate] {checkpoint.name} / {name}: retrieval on {len(spec.languages)} language(s)")
-            metrics[name] = _retrieval(checkpoint, tokenizer, suite, spec, hyper, device,
-                                       settings.max_eval_examples or spec.max_eval_examples)
+            metrics[name] = _retrieval(checkpoint, tokenizer, suite, name, spec, hyper, device,
+                                       settings.max_eval_examples or spec.max_eval_examples,
+                                       prediction_dirs, label_dir)
             continue
         task = data[name]
         info(f"[evaluate] {checkpoint.name} / {name}: fine-tune on {len(task.train)} {suite.source} examples, "
@@ -270,8 +271,10 @@ def _evaluate_model(checkpoint: Checkpoint, tokenizer, suite: Suite, specs: dict
     return metrics, details
 
 
-def _retrieval(checkpoint: Checkpoint, tokenizer, suite: Suite, spec: TaskSpec, hyper, device: str,
-               max_sentences: int | None) -> dict[str, dict]:
+def _retrieval(checkpoint: Checkpoint, tokenizer, suite: Suite, name: str, spec: TaskSpec, hyper, device: str,
+               max_sentences: int | None, prediction_dirs: list[Path], label_dir: Path) -> dict[str, dict]:
+    """Retrieval scores per language; prediction and gold files in XTREME's layout (Tatoeba: the
+    retrieved English index per line, xx->en; BUCC: `source id<TAB>target id` per mined pair)."""
     try:
         from . import retrieval
     except ImportError as exc:
@@ -281,11 +284,22 @@ def _retrieval(checkpoint: Checkpoint, tokenizer, suite: Suite, spec: TaskSpec, 
                   device=device, max_sentences=max_sentences)
     folder = suite.data / spec.folder
     if spec.kind == "tatoeba":
+        retrieved: dict[str, list[int]] = {}
         found = retrieval.evaluate_tatoeba(model, tokenizer, folder, list(spec.languages), center=spec.center,
-                                           **common)
+                                           predictions=retrieved, **common)
+        for lang, indices in retrieved.items():
+            for target in prediction_dirs:
+                write_xtreme(target, name, lang, indices, token_task=False)
+            write_xtreme(label_dir, name, lang, range(len(indices)), token_task=False)
         return {lang: aggregate([found[lang][spec.metric]]) for lang in spec.languages}
     pairs = {lang: f"{lang}-{suite.source}" for lang in spec.languages}
-    found = retrieval.evaluate_bucc(model, tokenizer, folder, list(pairs.values()), **common)
+    mined: dict[str, tuple[list, set]] = {}
+    found = retrieval.evaluate_bucc(model, tokenizer, folder, list(pairs.values()), predictions=mined, **common)
+    for lang, pair in pairs.items():
+        predicted, gold = mined[pair]
+        for target in prediction_dirs:
+            write_xtreme(target, name, lang, [f"{s}\t{t}" for s, t in predicted], token_task=False)
+        write_xtreme(label_dir, name, lang, [f"{s}\t{t}" for s, t in sorted(gold)], token_task=False)
     return {lang: aggregate([found[pair]["f1"]]) for lang, pair in pairs.items()}
 
 

@@ -163,16 +163,19 @@ def center_vectors(vectors: np.ndarray) -> np.ndarray:
     return vectors - vectors.mean(axis=0, keepdims=True)
 
 
+def nearest(queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Index of the cosine-nearest target of each query."""
+    q, t = normalise(queries), normalise(targets)
+    found = [(q[start:start + 1024] @ t.T).argmax(axis=1)  # bounded memory for large sets
+             for start in range(0, len(q), 1024)]
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+
+
 def retrieval_accuracy(queries: np.ndarray, targets: np.ndarray) -> float:
     """Percent of queries whose cosine nearest target is the one with the same index."""
     if len(queries) == 0:
         return 0.0
-    q, t = normalise(queries), normalise(targets)
-    correct = 0
-    for start in range(0, len(q), 1024):  # bounded memory for large sets
-        nearest = (q[start:start + 1024] @ t.T).argmax(axis=1)
-        correct += int((nearest == np.arange(start, start + len(nearest))).sum())
-    return 100.0 * correct / len(q)
+    return 100.0 * int((nearest(queries, targets) == np.arange(len(queries))).sum()) / len(queries)
 
 
 def tatoeba_scores(xx: np.ndarray, en: np.ndarray) -> dict[str, float]:
@@ -182,11 +185,14 @@ def tatoeba_scores(xx: np.ndarray, en: np.ndarray) -> dict[str, float]:
 
 def evaluate_tatoeba(model, tokenizer, data_dir: Path, languages: list[str], *, layer: int | None = None,
                      center: bool = False, batch_size: int = 64, max_length: int = 128,
-                     device: str = "cpu", max_sentences: int | None = None) -> dict[str, dict[str, float]]:
+                     device: str = "cpu", max_sentences: int | None = None,
+                     predictions: dict[str, list[int]] | None = None) -> dict[str, dict[str, float]]:
     """Tatoeba accuracy per language: lang -> {"xx->en", "en->xx", "mean"} in percent.
 
     `languages` are ISO 639-1 codes (mapped to LASER's file names, e.g. zh -> cmn) or the ISO 639-3
-    codes themselves; `max_sentences` keeps the first N pairs. The model must already be on `device`."""
+    codes themselves; `max_sentences` keeps the first N pairs. The model must already be on `device`.
+    `predictions`, when given, receives per language the English index each sentence retrieves
+    (xx->en, what XTREME's prediction file holds; the right answer for sentence i is i)."""
     pairs = {lang: read_tatoeba(data_dir, lang, max_sentences) for lang in languages}  # fail early
     results: dict[str, dict[str, float]] = {}
     index = _layer_index(model, layer)
@@ -197,6 +203,8 @@ def evaluate_tatoeba(model, tokenizer, data_dir: Path, languages: list[str], *, 
         if center:  # each side minus its own language centroid
             xx, en = center_vectors(xx), center_vectors(en)
         results[lang] = tatoeba_scores(xx, en)
+        if predictions is not None:
+            predictions[lang] = [int(i) for i in nearest(xx, en)]
     return results
 
 
@@ -317,11 +325,12 @@ def _cap_keeping(sentences: dict[str, str], keep: set[str], limit: int) -> dict[
 
 
 def mine_and_score(source: dict[str, str], target: dict[str, str], gold: set[tuple[str, str]],
-                   source_vectors: np.ndarray, target_vectors: np.ndarray, k: int = BUCC_MARGIN_K
-                   ) -> dict[str, float]:
+                   source_vectors: np.ndarray, target_vectors: np.ndarray, k: int = BUCC_MARGIN_K,
+                   predicted: list[tuple[str, str]] | None = None) -> dict[str, float]:
     """Mine over unique texts (vectors given per unique text, in first-seen order), map every mined
     text pair back to all id pairs carrying those texts (as XTREME does), then pick the best-F1
-    threshold."""
+    threshold. `predicted`, when given, receives the id pairs scored above it (XTREME's prediction
+    file)."""
     src_ids, trg_ids = _ids_by_text(source), _ids_by_text(target)
     src_texts, trg_texts = list(src_ids), list(trg_ids)
     candidates: dict[tuple[str, str], float] = {}
@@ -331,7 +340,10 @@ def mine_and_score(source: dict[str, str], target: dict[str, str], gold: set[tup
                 candidates[(s, t)] = max(score, candidates.get((s, t), score))
     if not gold:
         raise UserError("BUCC gold pairs are empty for the sentences read; check the gold file ids")
-    return best_f1_threshold(candidates, gold)
+    best = best_f1_threshold(candidates, gold)
+    if predicted is not None:
+        predicted.extend(sorted(pair for pair, score in candidates.items() if score > best["threshold"]))
+    return best
 
 
 def _ids_by_text(sentences: dict[str, str]) -> dict[str, list[str]]:
@@ -343,9 +355,10 @@ def _ids_by_text(sentences: dict[str, str]) -> dict[str, list[str]]:
 
 def evaluate_bucc(model, tokenizer, data_dir: Path, pairs: list[str], *, layer: int | None = None,
                   batch_size: int = 64, max_length: int = 128, device: str = "cpu",
-                  max_sentences: int | None = None, split: str = "dev"
-                  ) -> dict[str, dict[str, float]]:
+                  max_sentences: int | None = None, split: str = "dev",
+                  predictions: dict[str, tuple[list, set]] | None = None) -> dict[str, dict[str, float]]:
     """BUCC mining per pair: "zh-en" -> {"f1", "precision", "recall" (percent), "threshold"}.
+    `predictions`, when given, receives per pair (mined id pairs above the threshold, gold id pairs).
 
     Files: `<pair>.<split>.<lang>[.xz]` (id<TAB>sentence) and `<pair>.<split>.gold`. `max_sentences`
     caps each side for quick runs but always keeps the sentences of every gold pair (so a side holds
@@ -359,5 +372,8 @@ def evaluate_bucc(model, tokenizer, data_dir: Path, pairs: list[str], *, layer: 
         src_texts, trg_texts = list(_ids_by_text(source)), list(_ids_by_text(target))
         src = encode_sentences(model, tokenizer, src_texts, desc=f"bucc {pair} src", **common)[index]
         trg = encode_sentences(model, tokenizer, trg_texts, desc=f"bucc {pair} trg", **common)[index]
-        results[pair] = mine_and_score(source, target, gold, src, trg)
+        mined: list[tuple[str, str]] = []
+        results[pair] = mine_and_score(source, target, gold, src, trg, predicted=mined)
+        if predictions is not None:
+            predictions[pair] = (mined, gold)
     return results
