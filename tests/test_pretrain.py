@@ -287,7 +287,7 @@ def test_non_finite_loss_stops_with_message_and_keeps_checkpoint(inputs, tmp_pat
     assert not list((out / "checkpoints").glob(".*"))  # no half-written checkpoint left
 
 
-def test_bad_inputs_give_one_clear_error(data_dir, inputs, tmp_path):
+def test_bad_inputs_give_one_clear_error(data_dir, inputs, tmp_path, monkeypatch):
     corpus, vocab = inputs
     with pytest.raises(UserError, match="does not exist"):
         pretrain(tmp_path / "missing", vocab, tmp_path / "o1", tiny_settings())
@@ -301,6 +301,11 @@ def test_bad_inputs_give_one_clear_error(data_dir, inputs, tmp_path):
     with pytest.raises(UserError, match="vocabulary does not match"):
         pretrain(zh, vocab, tmp_path / "o4", tiny_settings())
     assert not is_complete(tmp_path / "o4")
+    with monkeypatch.context() as patch:  # torch.compile on the CPU without a C++ compiler
+        patch.setattr(shutil, "which", lambda name: None)
+        with pytest.raises(UserError, match="needs a C\\+\\+ compiler"):
+            pretrain(corpus, vocab, tmp_path / "o6", tiny_settings(compile=True))
+    assert not (tmp_path / "o6").exists()  # refused before any work
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no GPU is visible"):
             pretrain(corpus, vocab, tmp_path / "o5", tiny_settings(device="cuda"))

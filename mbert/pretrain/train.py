@@ -108,6 +108,9 @@ class Trainer:
         self.device = torch.device(f"cuda:{dist.local_rank}" if use_cuda else "cpu")
         if use_cuda:
             torch.cuda.set_device(self.device)
+        elif settings.compile and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+            raise UserError("pretrain.compile on the CPU needs a C++ compiler (torch.compile generates C++ "
+                            "there): install g++, or set compile = false")
         micro = settings.batch_size // settings.grad_accum
         if micro % dist.world:
             raise UserError(f"batch_size / grad_accum = {micro} sequences per micro-batch cannot be "
