@@ -105,6 +105,17 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
             {"params": no_decay, "weight_decay": 0.0}]
 
 
+def check_can_compile(device: torch.device) -> None:
+    """`torch.compile` generates C++ on the CPU: refuse up front, with the fix, when no compiler is there."""
+    import shutil
+
+    from ..errors import UserError
+
+    if device.type == "cpu" and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
+        raise UserError("torch.compile on the CPU needs a C++ compiler (it generates C++ there): install "
+                        "g++, or run without compile")
+
+
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float, device: torch.device):
     """AdamW with the fused kernel (CUDA and CPU): on CPU it is ~7x faster than the default
     for-each implementation on a 120k x hidden embedding matrix."""

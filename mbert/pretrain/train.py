@@ -33,8 +33,8 @@ from .checkpoint import checkpoint_dirs, load_checkpoint, rng_state, save_checkp
 from .inputs import (continuation_table, corpus_fingerprint, find_shards, load_tokenizer,
                      read_corpus_manifest, vocab_fingerprint)
 from .distributed import Distributed
-from .model import (PretrainingModel, build_config, build_hf_model, linear_schedule, make_optimizer,
-                    run_batch)
+from .model import (PretrainingModel, build_config, build_hf_model, check_can_compile, linear_schedule,
+                    make_optimizer, run_batch)
 from .settings import PretrainSettings
 from .sources import OBJECTIVES, Source, tlm_source
 from .token_store import TokenStore, build_token_store, is_store_complete
@@ -108,9 +108,8 @@ class Trainer:
         self.device = torch.device(f"cuda:{dist.local_rank}" if use_cuda else "cpu")
         if use_cuda:
             torch.cuda.set_device(self.device)
-        elif settings.compile and not any(shutil.which(c) for c in ("g++", "c++", "clang++")):
-            raise UserError("pretrain.compile on the CPU needs a C++ compiler (torch.compile generates C++ "
-                            "there): install g++, or set compile = false")
+        if settings.compile:
+            check_can_compile(self.device)
         micro = settings.batch_size // settings.grad_accum
         if micro % dist.world:
             raise UserError(f"batch_size / grad_accum = {micro} sequences per micro-batch cannot be "
