@@ -15,7 +15,7 @@ from helpers_transfer import write_test_vocab
 
 from mbert.cli import main
 from mbert.config import build
-from mbert.errors import UserError
+from mbert.errors import ConfigError, UserError
 from mbert.report.tracking import Tracker
 from mbert.report.wandb_reader import find_run_file, load_table, logged_tables, summary_values, wait_until_finished
 from mbert.transfer.checkpoints import Checkpoint, check_checkpoint
@@ -297,6 +297,38 @@ max_eval_examples = 200
     assert comparison["mlm"] == comparison["mlm+tlm"]
     assert comparison["random-init"]["tatoeba"] != comparison["mlm"]["tatoeba"]
     assert "| language | mlm | mlm+tlm | random-init |" in (out / "summary.md").read_text()
+
+
+def test_pos_can_report_xtremes_f1(tiny_model, data_dir, tmp_path):
+    """`metric = "f1"` on a pos task scores it as XTREME's udpos (seqeval F1 over the tags)."""
+    suite = _write_suite(tmp_path / "f1.toml", f"""
+data = "{data_dir}"
+seeds = [1]
+epochs = 2
+learning_rate = 3e-3
+batch_size = 16
+max_length = 64
+[tasks.udpos]
+kind = "pos"
+metric = "f1"
+train = "udpos_xtreme/dev-en.tsv"
+dev = "ud/en_lines-ud-train.conllu"
+test = "ud/pud/{{lang}}_pud-ud-test.conllu"
+languages = ["en", "de"]
+max_train_examples = 300
+max_dev_examples = 30
+max_eval_examples = 30
+""")
+    out = tmp_path / "out"
+    metrics = evaluate(tiny_model, suite, out, EvaluateSettings(suite=suite))["metrics"]
+    for lang in ("en", "de"):
+        gold = xtreme_read_tag(out / f"labels/udpos/test-{lang}.tsv")
+        predicted = xtreme_read_tag(out / f"predictions/udpos/test-{lang}.tsv")
+        assert xtreme_f1(gold, predicted) == pytest.approx(metrics["udpos"][lang]["mean"], abs=1e-3)
+        assert metrics["udpos"][lang]["mean"] != pytest.approx(token_accuracy(gold, predicted), abs=0.5)
+    with pytest.raises(ConfigError, match="does not apply to a ner task"):
+        build(Suite, {"tasks": {"x": {"kind": "ner", "metric": "f1", "test": "{lang}.tsv", "train": "t.tsv",
+                                      "languages": ["de"]}}}, base_dir=tmp_path)
 
 
 # ----------------------------------------------------------------------------- bad input, CLI

@@ -262,7 +262,7 @@ def _evaluate_model(checkpoint: Checkpoint, tokenizer, suite: Suite, specs: dict
                 ids = predict(tuned.model, encoded[lang], batch_size=hyper.eval_batch_size, pad_id=pad_id,
                               device=device, desc=f"{name} {lang}")
                 predicted = to_labels(task, task.test[lang], ids, fallback)
-                scores[lang].append(score(task.kind, gold_labels(task, task.test[lang]), predicted))
+                scores[lang].append(score(task.kind, gold_labels(task, task.test[lang]), predicted, task.metric))
                 if seed_index == 0:
                     for folder in prediction_dirs:
                         write_xtreme(folder, name, lang, predicted, token_task=task.is_token_task)
@@ -291,7 +291,7 @@ def _retrieval(checkpoint: Checkpoint, tokenizer, suite: Suite, name: str, spec:
             for target in prediction_dirs:
                 write_xtreme(target, name, lang, indices, token_task=False)
             write_xtreme(label_dir, name, lang, range(len(indices)), token_task=False)
-        return {lang: aggregate([found[lang][spec.metric]]) for lang in spec.languages}
+        return {lang: aggregate([found[lang][spec.scored_metric]]) for lang in spec.languages}
     pairs = {lang: f"{lang}-{suite.source}" for lang in spec.languages}
     mined: dict[str, tuple[list, set]] = {}
     found = retrieval.evaluate_bucc(model, tokenizer, folder, list(pairs.values()), predictions=mined, **common)

@@ -234,7 +234,7 @@ def fine_tune(model_dir: Path, task: TaskData, tokenizer, hyper: HyperParameters
             progress.update(1)
             progress.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}")
         ids = predict(model, dev, batch_size=hyper.eval_batch_size, pad_id=pad_id, device=device)
-        dev_score = score(task.kind, dev_gold, to_labels(task, task.dev, ids, fallback))
+        dev_score = score(task.kind, dev_gold, to_labels(task, task.dev, ids, fallback), task.metric)
         history.append(round(dev_score, 4))
         if dev_score > best_score:
             best_score, best_epoch = dev_score, epoch

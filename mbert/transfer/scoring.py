@@ -2,8 +2,9 @@
 
 NER uses `seqeval`'s entity-level F1 over the predicted and gold tag sequences, exactly what
 XTREME's `evaluate.py` computes from its prediction files. POS is token accuracy (UPOS accuracy,
-the number the UD literature and the mBERT papers report; XTREME's script instead applies seqeval
-F1 to POS tags). Sentence-pair tasks use accuracy.
+the number the UD literature and the mBERT papers report) unless the task asks for `metric = "f1"`:
+XTREME's script applies seqeval F1 to POS tags, and its published udpos numbers are that.
+Sentence-pair tasks use accuracy.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ def label_accuracy(gold: Sequence[str], predicted: Sequence[str]) -> float:
     return 100.0 * sum(g == p for g, p in zip(gold, predicted)) / len(gold) if gold else 0.0
 
 
-def score(kind: str, gold: Sequence, predicted: Sequence) -> float:
-    """The task's metric: pos -> accuracy, ner -> entity F1, pair -> accuracy."""
+def score(kind: str, gold: Sequence, predicted: Sequence, metric: str = "") -> float:
+    """The task's metric: pos -> accuracy (or seqeval F1 with metric "f1"), ner -> entity F1,
+    pair -> accuracy."""
     if kind == "pos":
-        return token_accuracy(gold, predicted)
+        return entity_f1(gold, predicted) if metric == "f1" else token_accuracy(gold, predicted)
     if kind == "ner":
         return entity_f1(gold, predicted)
     return label_accuracy(gold, predicted)

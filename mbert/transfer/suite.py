@@ -26,6 +26,7 @@ from ..errors import ConfigError
 TaskKind = Literal["pos", "ner", "pair", "tatoeba", "bucc"]
 TOKEN_KINDS = ("pos", "ner")
 RETRIEVAL_KINDS = ("tatoeba", "bucc")
+METRICS = {"tatoeba": ("xx->en", "en->xx", "mean"), "pos": ("accuracy", "f1")}  # the first is the default
 
 
 @dataclass
@@ -68,14 +69,23 @@ class TaskSpec(HyperParameters):
     max_train_examples: int | None = setting(None, min=1)
     max_dev_examples: int | None = setting(None, min=1)
     max_eval_examples: int | None = setting(None, min=1, help="per language")
-    metric: Literal["xx->en", "en->xx", "mean"] = setting("xx->en", help="tatoeba: which direction is scored")
+    metric: str = setting("", help="tatoeba: xx->en (default), en->xx or mean; pos: accuracy (default, UPOS "
+                                   "accuracy) or f1 (XTREME's seqeval F1 over the tags, comparable to its tables)")
     layer: int | None = setting(None, min=0, help="retrieval: hidden layer to mean-pool (0 = embeddings; "
                                                    "unset = the last layer)")
     center: bool = setting(False, help="tatoeba: subtract each language's mean vector first")
 
+    @property
+    def scored_metric(self) -> str:
+        """The metric reported for this task ("" for kinds that have only one)."""
+        return self.metric or METRICS.get(self.kind, ("",))[0]
+
     def validate(self) -> None:
         if not self.languages:
             raise ConfigError(f"task of kind {self.kind!r} lists no languages; add languages = [...]")
+        if self.metric and self.metric not in METRICS.get(self.kind, ()):
+            allowed = ", ".join(METRICS.get(self.kind, ())) or "none (leave metric out)"
+            raise ConfigError(f"metric = {self.metric!r} does not apply to a {self.kind} task; allowed: {allowed}")
         if self.kind in RETRIEVAL_KINDS:
             if not self.folder:
                 raise ConfigError(f"a {self.kind} task needs folder = \"...\" (its data folder)")

@@ -26,6 +26,7 @@ class TaskData:
     train: list[Example]
     dev: list[Example]
     test: dict[str, list[Example]]
+    metric: str = ""  # "" = the kind's own (see suite.METRICS); pos may use "f1"
 
     @property
     def is_token_task(self) -> bool:
@@ -92,7 +93,8 @@ def load_task(suite: Suite, name: str, spec: TaskSpec, *, max_train: int | None 
         raise UserError(f"task {name}: the training data has only the label(s) {labels}; nothing to learn")
     return TaskData(name=name, kind=spec.kind, source=suite.source, labels=labels,
                     train=full_train[:max_train], dev=dev[:spec.max_dev_examples],
-                    test={lang: examples[:max_eval] for lang, examples in test.items()})
+                    test={lang: examples[:max_eval] for lang, examples in test.items()},
+                    metric=spec.scored_metric)
 
 
 def _split_parallel(suite: Suite, name: str, spec: TaskSpec
