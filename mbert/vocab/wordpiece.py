@@ -64,8 +64,10 @@ def train_wordpiece(batches: Iterable[list[str]], *, size: int, uncased: bool, m
     marked.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.BertPreTokenizer(),
         pre_tokenizers.Metaspace(replacement=WORD_START, prepend_scheme="always", split=False)])
-    # the alphabet also holds the mark; merges that attach it to a first character add nothing to
-    # the WordPiece vocabulary (those characters are in it anyway), so the trainer may go further
+    # Merges that attach the mark to a first character add nothing to the WordPiece vocabulary (the
+    # characters are in it anyway). How many there will be is unknown before training, so the
+    # trainer may make up to twice the size; the first `size` useful entries are kept (merges are
+    # greedy, so they are what a trainer stopped at exactly that point would give).
     options = {"limit_alphabet": limit_alphabet + 1} if limit_alphabet else {}  # absent: no limit
     trainer = trainers.BpeTrainer(vocab_size=2 * size, min_frequency=min_frequency,
                                   special_tokens=list(SPECIAL_TOKENS), show_progress=show_progress, **options)
