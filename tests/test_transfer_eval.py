@@ -326,6 +326,7 @@ max_eval_examples = 30
         predicted = xtreme_read_tag(out / f"predictions/udpos/test-{lang}.tsv")
         assert xtreme_f1(gold, predicted) == pytest.approx(metrics["udpos"][lang]["mean"], abs=1e-3)
         assert metrics["udpos"][lang]["mean"] != pytest.approx(token_accuracy(gold, predicted), abs=0.5)
+    assert "## udpos (seqeval F1 over UPOS tags, as XTREME)" in (out / "summary.md").read_text()
     with pytest.raises(ConfigError, match="does not apply to a ner task"):
         build(Suite, {"tasks": {"x": {"kind": "ner", "metric": "f1", "test": "{lang}.tsv", "train": "t.tsv",
                                       "languages": ["de"]}}}, base_dir=tmp_path)

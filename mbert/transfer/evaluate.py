@@ -36,7 +36,7 @@ from .predictions import write_xtreme
 from .scoring import aggregate, score
 from .settings import EvaluateSettings
 from .suite import RETRIEVAL_KINDS, Suite, TaskSpec, load_suite
-from .summary import Metrics, markdown, task_summary
+from .summary import Metrics, markdown, metric_name, task_summary
 from .tasks import TaskData, load_task
 
 MANIFEST = "manifest.json"
@@ -345,18 +345,18 @@ def _analyse(suite: Suite, checkpoint: Checkpoint, tokenizer, device: str, out: 
 
 def _write_outputs(stage: Path, suite: Suite, specs: dict[str, TaskSpec], seeds: list[int],
                    results: dict[str, Metrics], checkpoints: list[Checkpoint]) -> dict:
-    kinds = {name: spec.kind for name, spec in specs.items()}
+    names = {name: metric_name(spec.kind, spec.scored_metric) for name, spec in specs.items()}
     first = checkpoints[0].name
     atomic_write_json(stage / "metrics.json", results[first])
     atomic_write_json(stage / "comparison.json", results)
     title = "Zero-shot cross-lingual transfer" + (f": {first}" if len(checkpoints) == 1 else "")
-    atomic_write_text(stage / "summary.md", markdown(results, kinds, suite.source, seeds, title))
+    atomic_write_text(stage / "summary.md", markdown(results, names, suite.source, seeds, title))
     if len(checkpoints) > 1:
         for checkpoint in checkpoints:
             folder = stage / "models" / checkpoint.name
             atomic_write_json(folder / "metrics.json", results[checkpoint.name])
             atomic_write_text(folder / "summary.md", markdown({checkpoint.name: results[checkpoint.name]},
-                                                              kinds, suite.source, seeds,
+                                                              names, suite.source, seeds,
                                                               f"Zero-shot transfer: {checkpoint.name}"))
     return {model: {task: task_summary(languages, suite.source) for task, languages in metrics.items()}
             for model, metrics in results.items()}

@@ -9,6 +9,15 @@ METRIC_NAMES = {"pos": "UPOS accuracy", "ner": "entity F1", "pair": "accuracy",
                 "tatoeba": "retrieval accuracy", "bucc": "mining F1"}
 
 
+def metric_name(kind: str, metric: str = "") -> str:
+    """What a task's score is, for table headings (`metric` as in the suite, see suite.METRICS)."""
+    if kind == "pos" and metric == "f1":
+        return "seqeval F1 over UPOS tags, as XTREME"
+    if kind == "tatoeba" and metric:
+        return f"retrieval accuracy, {metric}"
+    return METRIC_NAMES.get(kind, "score")
+
+
 def task_summary(languages: dict[str, dict], source: str) -> dict:
     """{"source", "target_average", "gap", "targets"}; source/gap are None when the source language
     was not evaluated (e.g. retrieval tasks, which have no source)."""
@@ -35,9 +44,10 @@ def _number(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}"
 
 
-def markdown(results: dict[str, Metrics], kinds: dict[str, str], source: str, seeds: list[int],
+def markdown(results: dict[str, Metrics], metric_names: dict[str, str], source: str, seeds: list[int],
              title: str) -> str:
-    """One table per task, one column per model: every language, target average, transfer gap."""
+    """One table per task, one column per model: every language, target average, transfer gap.
+    `metric_names`: task -> what its score is (see `metric_name`)."""
     models = list(results)
     lines = [f"# {title}", "",
              f"Zero-shot transfer from `{source}`; scores in percent, "
@@ -45,7 +55,7 @@ def markdown(results: dict[str, Metrics], kinds: dict[str, str], source: str, se
              "The source language is marked *(source)*; the average is over target languages only.", ""]
     tasks = list(dict.fromkeys(task for metrics in results.values() for task in metrics))
     for task in tasks:
-        lines += [f"## {task} ({METRIC_NAMES.get(kinds.get(task, ''), 'score')})", ""]
+        lines += [f"## {task} ({metric_names.get(task, 'score')})", ""]
         lines.append("| language | " + " | ".join(models) + " |")
         lines.append("|---|" + "---|" * len(models))
         languages = list(dict.fromkeys(lang for m in models for lang in results[m].get(task, {})))
