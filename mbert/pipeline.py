@@ -120,8 +120,8 @@ def run_pipeline(recipe: Recipe, *, redo_from: str | None = None, until: str | N
             info(f"[pretrain] variant {name!r}")
             differences = finished_run_differences(model_dirs[name], layout.mixture, layout.vocab, settings)
             if differences == [] and not asked_to_redo:
-                info(f"[pretrain] {model_dirs[name]} holds a finished run of these settings on this corpus "
-                     f"and vocabulary: using it")
+                summary(f"Pretraining: using the finished run in {model_dirs[name]} (same settings, corpus and "
+                        f"vocabulary; made outside this run, e.g. with torchrun).")
                 continue
             if differences and not may_replace:
                 raise UserError(f"{model_dirs[name]} holds a finished pretraining that this run did not make "

@@ -106,3 +106,4 @@ def test_a_pretraining_made_outside_the_run_is_used_and_never_replaced_silently(
     same = _run(run_dir, "--wandb", "off", "--until", "pretrain", "--set", "pretrain.device=cpu")
     assert "pretrain" in json.loads(state_path.read_text())  # adopted: a runtime setting differs only
     assert model.stat().st_mtime_ns == before and "pretrain skipped" not in same.stdout
+    assert "using the finished run" in same.stdout
