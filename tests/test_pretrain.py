@@ -23,7 +23,7 @@ from mbert.errors import UserError  # noqa: E402
 from mbert.pretrain import instances as I  # noqa: E402
 from mbert.pretrain.batching import Vocabulary, make_batch, mask_sequence  # noqa: E402
 from mbert.pretrain.inputs import continuation_table, find_shards, load_tokenizer  # noqa: E402
-from mbert.pretrain.model import PretrainingModel, build_config, build_hf_model, run_batch  # noqa: E402
+from mbert.pretrain.model import PRESETS, PretrainingModel, build_config, build_hf_model, run_batch  # noqa: E402
 from mbert.pretrain.token_store import TokenStore, build_token_store  # noqa: E402
 from mbert.pretrain.train import NonFiniteLoss, is_complete, pretrain  # noqa: E402
 
@@ -171,7 +171,7 @@ def test_masked_only_head_matches_hf_bert_for_masked_lm(inputs):
     _, vocab = inputs
     tokenizer = load_tokenizer(vocab)
     voc = Vocabulary.from_tokenizer(tokenizer, continuation_table(tokenizer))
-    config = build_config("tiny", vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+    config = build_config(PRESETS["tiny"], vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
                           max_seq_length=64)
     torch.manual_seed(0)
     ours = PretrainingModel(build_hf_model(config, nsp=False)).eval()

@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from .model import PretrainingModel, build_config, build_hf_model, check_can_compile, make_optimizer
+from .model import PRESETS, PretrainingModel, build_config, build_hf_model, check_can_compile, make_optimizer
 
 # dense bf16 peak FLOP/s by GPU name fragment (spec sheets, SXM parts)
 PEAK_BF16 = {"H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "L4": 121e12}
@@ -111,7 +111,7 @@ def bench_pretrain(*, model: str = "base", vocab_size: int = 119547, seq_len: in
     dev = _device(device)
     if compile:
         check_can_compile(dev)
-    config = build_config(model, vocab_size=vocab_size, pad_token_id=0, max_seq_length=seq_len)
+    config = build_config(PRESETS[model], vocab_size=vocab_size, pad_token_id=0, max_seq_length=seq_len)
     data = _batch(config, batch_size, seq_len, 0.15, dev, seed)
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if dev.type == "cuda" \
         else contextlib.nullcontext

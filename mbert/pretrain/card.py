@@ -26,7 +26,7 @@ def model_card(*, settings: PretrainSettings, config, corpus_manifest: dict, sto
         "Load it with `AutoModelForMaskedLM.from_pretrained(path)` or `BertModel.from_pretrained(path)`;",
         "`pipeline(\"fill-mask\", model=path)` works as is.", "",
         "## Architecture", "",
-        f"- preset `{settings.model}`: {config.num_hidden_layers} layers, hidden {config.hidden_size}, "
+        f"- shape (preset `{settings.model}`, overridable): {config.num_hidden_layers} layers, hidden {config.hidden_size}, "
         f"{config.num_attention_heads} heads, feed-forward {config.intermediate_size}",
         f"- vocabulary {config.vocab_size} entries, max positions {config.max_position_embeddings}, "
         f"token types {config.type_vocab_size}",

@@ -24,7 +24,7 @@ PRESETS: dict[str, dict[str, int]] = {
 }
 
 
-def build_config(preset: str, *, vocab_size: int, pad_token_id: int, max_seq_length: int,
+def build_config(shape: dict[str, int], *, vocab_size: int, pad_token_id: int, max_seq_length: int,
                  type_vocab_size: int = 2, dropout: float = 0.1, nsp: bool = False,
                  extra: dict | None = None):
     from transformers import BertConfig
@@ -32,7 +32,7 @@ def build_config(preset: str, *, vocab_size: int, pad_token_id: int, max_seq_len
     config = BertConfig(vocab_size=vocab_size, pad_token_id=pad_token_id,
                         max_position_embeddings=max(512, max_seq_length),
                         type_vocab_size=max(2, type_vocab_size), hidden_dropout_prob=dropout,
-                        attention_probs_dropout_prob=dropout, **PRESETS[preset], **(extra or {}))
+                        attention_probs_dropout_prob=dropout, **shape, **(extra or {}))
     config.architectures = ["BertForPreTraining" if nsp else "BertForMaskedLM"]
     return config
 

@@ -22,7 +22,16 @@ class TlmPair:
 
 @dataclass
 class PretrainSettings:
-    model: Literal["tiny", "small", "base"] = setting("base", help="architecture preset")
+    model: Literal["tiny", "small", "base"] = setting("base", help="architecture preset (tiny 2x64, small "
+                                                                   "4x256, base 12x768); the shape settings "
+                                                                   "below override its parts")
+    layers: int | None = setting(None, min=1, max=96, help="encoder layers; unset = the preset's")
+    hidden_size: int | None = setting(None, min=8, max=16384, help="hidden size; unset = the preset's")
+    heads: int | None = setting(None, min=1, max=256, help="attention heads (must divide hidden_size); "
+                                                           "unset = the preset's")
+    intermediate_size: int | None = setting(None, min=8, max=65536,
+                                            help="feed-forward size; unset = 4 x hidden_size when "
+                                                 "hidden_size is set, else the preset's")
     steps: int = setting(1000, min=1, help="optimizer steps")
     batch_size: int = setting(32, min=1, help="sequences per step (global, before accumulation split)")
     grad_accum: int = setting(1, min=1, help="micro-batches per optimizer step (batch_size is split)")
@@ -65,7 +74,25 @@ class PretrainSettings:
     fsdp: bool = setting(False, help="under torchrun, shard parameters, gradients and optimizer "
                                      "state (FSDP2) instead of replicating them (DDP)")
 
+    def shape(self) -> dict[str, int]:
+        """The architecture: the preset with the shape settings laid over it (BertConfig names)."""
+        from .model import PRESETS
+
+        shape = dict(PRESETS[self.model])
+        if self.hidden_size is not None:
+            shape["hidden_size"] = self.hidden_size
+            shape["intermediate_size"] = 4 * self.hidden_size
+        for key, value in (("num_hidden_layers", self.layers), ("num_attention_heads", self.heads),
+                           ("intermediate_size", self.intermediate_size)):
+            if value is not None:
+                shape[key] = value
+        return shape
+
     def validate(self) -> None:
+        shape = self.shape()
+        if shape["hidden_size"] % shape["num_attention_heads"]:
+            raise ConfigError(f"pretrain.hidden_size = {shape['hidden_size']} is not divisible by "
+                              f"pretrain.heads = {shape['num_attention_heads']}; pick heads that divide it")
         if self.batch_size % self.grad_accum:
             raise ConfigError(f"pretrain.batch_size = {self.batch_size} is not divisible by "
                               f"pretrain.grad_accum = {self.grad_accum}; make it a multiple")

@@ -206,7 +206,7 @@ class Trainer:
         s = self.s
         vocab_size = max(len(self.tokenizer), self.vocab.size)
         extra = {"pretraining_languages": self.languages, "language_embeddings": s.language_embeddings}
-        self.config = build_config(s.model, vocab_size=vocab_size, pad_token_id=self.tokenizer.pad_token_id,
+        self.config = build_config(s.shape(), vocab_size=vocab_size, pad_token_id=self.tokenizer.pad_token_id,
                                    max_seq_length=s.max_seq_length,
                                    type_vocab_size=len(self.languages) if s.language_embeddings else 2,
                                    dropout=s.dropout, nsp=s.nsp, extra=extra)
@@ -230,7 +230,8 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, s.learning_rate, s.weight_decay, self.device)
         self.scheduler = linear_schedule(self.optimizer, s.warmup, s.steps)
         self.fingerprint = {"model": s.model, "layers": self.config.num_hidden_layers,
-                            "hidden": self.config.hidden_size, "vocab_size": vocab_size,
+                            "hidden": self.config.hidden_size, "heads": self.config.num_attention_heads,
+                            "intermediate": self.config.intermediate_size, "vocab_size": vocab_size,
                             "vocab": self.vocab_fp, "nsp": s.nsp,
                             "type_vocab_size": self.config.type_vocab_size}
 
