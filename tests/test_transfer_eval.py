@@ -481,3 +481,29 @@ max_eval_examples = 10
                  "--out", str(tmp_path / "out2"), "--set", f'evaluate.compare={{ours = "{tiny_model}"}}'])
     assert code != 0 and "already a model's name" in capsys.readouterr().err
     assert not (tmp_path / "out2").exists()
+
+
+def test_learning_rate_is_chosen_on_the_source_dev_set(tiny_model, data_dir, tmp_path):
+    """`learning_rates`: each rate is tried with the first seed, the best source-dev score wins and is
+    used for the test scores (the same as fine-tuning with that rate alone); a task's own single
+    `learning_rate` beats the suite's list."""
+    mini = _mini_suite(tmp_path, data_dir, seeds="[1]").read_text()
+    mini = mini.replace("epochs = 2\nlearning_rate = 3e-3\n", "epochs = 1\n")
+    chosen = _write_suite(tmp_path / "lrs.toml", mini.replace("learning_rate = 5e-4\n",
+                                                             "learning_rates = [1e-6, 3e-3]\n"))
+    out = tmp_path / "lrs"
+    metrics = evaluate(tiny_model, chosen, out, EvaluateSettings(suite=chosen, tasks=["udpos"]))["metrics"]
+    detail = json.loads((out / "manifest.json").read_text())["details"]["tiny"]["udpos"]["1"]
+    tried = {float(rate): dev for rate, dev in detail["learning_rate_dev_scores"].items()}
+    assert set(tried) == {1e-6, 3e-3} and tried[3e-3] > tried[1e-6]
+    assert detail["learning_rate"] == 3e-3 == max(tried, key=tried.get)
+
+    fixed = _write_suite(tmp_path / "fixed.toml", mini.replace("learning_rate = 5e-4\n", "learning_rate = 3e-3\n"))
+    direct = evaluate(tiny_model, fixed, tmp_path / "fixed", EvaluateSettings(suite=fixed, tasks=["udpos"]))
+    assert direct["metrics"]["udpos"] == metrics["udpos"]
+
+    suite = build(Suite, {"learning_rates": [1e-5, 1e-3], "tasks": {"p": {
+        "kind": "pos", "train": "t", "test": "{lang}", "languages": ["en"], "learning_rate": 2e-4}}},
+        base_dir=tmp_path)
+    assert suite.hyper(suite.tasks["p"]).learning_rates is None
+    assert suite.hyper(suite.tasks["p"]).learning_rate == 2e-4

@@ -17,6 +17,7 @@ built in a staging folder and appears complete or not at all; `manifest.json` is
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -253,11 +254,21 @@ def _evaluate_model(checkpoint: Checkpoint, tokenizer, suite: Suite, specs: dict
         encoded = {lang: encode(task, tokenizer, task.test[lang], hyper.max_length) for lang in spec.languages}
         scores: dict[str, list[float]] = {lang: [] for lang in spec.languages}
         details[name] = {}
+        tuned_first, tried = None, {}
+        if hyper.learning_rates:
+            hyper, tried, tuned_first = _choose_learning_rate(checkpoint, task, tokenizer, hyper, seeds[0],
+                                                              device, fallback, name)
+            info(f"[evaluate] {checkpoint.name} / {name}: learning rate {hyper.learning_rate:g} "
+                 f"(source dev {', '.join(f'{lr:g}: {dev:.4f}' for lr, dev in tried.items())})")
         for seed_index, seed in enumerate(seeds):
-            tuned = fine_tune(checkpoint.path, task, tokenizer, hyper, seed=seed, device=device,
-                              fallback=fallback, desc=f"{name} seed {seed}")
+            tuned = tuned_first if seed_index == 0 and tuned_first is not None else fine_tune(
+                checkpoint.path, task, tokenizer, hyper, seed=seed, device=device, fallback=fallback,
+                desc=f"{name} seed {seed}")
             details[name][str(seed)] = {"best_epoch": tuned.best_epoch, "dev_scores": tuned.dev_scores,
-                                        "frozen_parameters": len(tuned.frozen)}
+                                        "frozen_parameters": len(tuned.frozen),
+                                        "learning_rate": hyper.learning_rate,
+                                        **({"learning_rate_dev_scores": {f"{lr:g}": dev for lr, dev in tried.items()}}
+                                           if tried else {})}
             for lang in spec.languages:
                 ids = predict(tuned.model, encoded[lang], batch_size=hyper.eval_batch_size, pad_id=pad_id,
                               device=device, desc=f"{name} {lang}")
@@ -269,6 +280,23 @@ def _evaluate_model(checkpoint: Checkpoint, tokenizer, suite: Suite, specs: dict
             del tuned
         metrics[name] = {lang: aggregate(values) for lang, values in scores.items()}
     return metrics, details
+
+
+def _choose_learning_rate(checkpoint: Checkpoint, task: TaskData, tokenizer, hyper, seed: int, device: str,
+                          fallback: str, name: str):
+    """Fine-tune with each of `hyper.learning_rates` (first seed); the best source-dev score wins.
+    Returns (hyper with that rate, {rate: best dev score}, the winning fine-tuned model)."""
+    tried: dict[float, float] = {}
+    best = None
+    for rate in hyper.learning_rates:
+        trial = dataclasses.replace(hyper, learning_rate=rate)
+        tuned = fine_tune(checkpoint.path, task, tokenizer, trial, seed=seed, device=device, fallback=fallback,
+                          desc=f"{name} lr {rate:g}")
+        tried[rate] = max(tuned.dev_scores)
+        if best is None or tried[rate] > tried[best[0].learning_rate]:  # ties keep the earlier rate
+            best = (trial, tuned)
+        del tuned
+    return best[0], tried, best[1]
 
 
 def _retrieval(checkpoint: Checkpoint, tokenizer, suite: Suite, name: str, spec: TaskSpec, hyper, device: str,

@@ -36,6 +36,10 @@ class HyperParameters:
     epochs: int | None = setting(None, min=1, help="passes over the training data; the best epoch on "
                                                  "the source dev set is kept")
     learning_rate: float | None = setting(None, min=0.0, min_exclusive=True)
+    learning_rates: list[float] | None = setting(
+        None, min=0.0, min_exclusive=True,
+        help="rates to try instead of one learning_rate: each is fine-tuned with the first seed and the "
+             "best on the source dev set is used for every seed (chosen per model and task)")
     batch_size: int | None = setting(None, min=1)
     eval_batch_size: int | None = setting(None, min=1)
     max_length: int | None = setting(None, min=8, max=8192, help="sub-tokens per example incl. specials")
@@ -163,6 +167,8 @@ class Suite(HyperParameters):
                 if value is not None:
                     resolved[name] = value
                     break
+        if task.learning_rate is not None and task.learning_rates is None:
+            resolved.pop("learning_rates", None)  # a task's own single rate beats the suite's list
         return HyperParameters(**resolved)
 
     def task_path(self, template: str, lang: str) -> Path:
