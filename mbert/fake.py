@@ -136,6 +136,12 @@ def parse_fake_code(code: str) -> FakeCode | None:
     return FakeCode(code, match["base"], int(match["number"] or 1))
 
 
+def base_language(code: str) -> str:
+    """The language a code's text is written in: `en` for `en-fake`, the code itself otherwise."""
+    fake = parse_fake_code(code)
+    return fake.base if fake is not None else code
+
+
 def _require(code: str) -> FakeCode:
     fake = parse_fake_code(code)
     if fake is None:
@@ -241,6 +247,12 @@ def unmapped_characters(text: str) -> Counter:
     forward, _ = _tables(1)  # every number maps the same source characters
     missing = [c for c in set(text) if forward.get(ord(c)) is None and character_class(c) != "keep"]
     return Counter({c: text.count(c) for c in missing})
+
+
+def fallback_characters() -> set[str]:
+    """The fallback character of each class (the same for every fake number)."""
+    forward, _ = _tables(1)
+    return set(forward.fallback.values())
 
 
 def describe(char: str) -> str:
