@@ -193,6 +193,7 @@ class _Forward(dict):
     def __init__(self, mapping: dict[int, str], fallback: dict[str, str]) -> None:
         super().__init__(mapping)
         self.fallback = fallback
+        self.mapped = frozenset(mapping)  # the tables' source code points (the dict also caches the rest)
 
     def __missing__(self, cp: int) -> str:
         char = chr(cp)
@@ -245,7 +246,7 @@ def unmapped_characters(text: str) -> Counter:
     """Characters of `text` (after NFC) outside the tables: each would become its class's fallback."""
     text = _decompose_hangul(unicodedata.normalize("NFC", text))
     forward, _ = _tables(1)  # every number maps the same source characters
-    missing = [c for c in set(text) if forward.get(ord(c)) is None and character_class(c) != "keep"]
+    missing = [c for c in set(text) if ord(c) not in forward.mapped and character_class(c) != "keep"]
     return Counter({c: text.count(c) for c in missing})
 
 
