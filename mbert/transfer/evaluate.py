@@ -102,6 +102,7 @@ def evaluate(model_dirs: dict[str, Path] | Path | list | None, suite_path: Path,
     device = resolve_device(settings.device)
     _check_depth(checkpoints, suite, specs)
     data = _load_all(suite, specs, settings)
+    _check_unseen(checkpoints, suite, specs, settings.max_eval_examples)
     analysis = suite.analysis.enabled if settings.analysis is None else settings.analysis
     if analysis:  # fail before any training
         _analysis_languages(suite)
@@ -234,6 +235,52 @@ def _check_retrieval(suite: Suite, name: str, spec: TaskSpec) -> list[str]:
         except UserError as exc:
             problems.append(f"task {name}: {exc}")
     return problems
+
+
+def _check_unseen(checkpoints: list[Checkpoint], suite: Suite, specs: dict[str, TaskSpec],
+                  max_eval: int | None) -> None:
+    """Sentences retrieved against their fake copies must not be pretraining text, or the score
+    measures memory. Checked against the corpus that a pretraining output records (its
+    manifest.json beside model/); other checkpoints record none and are not checked."""
+    from .retrieval import read_sentences
+
+    wanted: dict[str, str] = {}
+    for name, spec in specs.items():
+        if spec.kind == "tatoeba" and spec.text:
+            sentences = read_sentences(suite.task_path(spec.text, suite.source))
+            wanted.update((s.strip(), name) for s in sentences[:max_eval or spec.max_eval_examples])
+    if not wanted:
+        return
+    corpora = {}
+    for checkpoint in checkpoints:
+        try:
+            manifest = json.loads((checkpoint.path.parent / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(manifest, dict) and manifest.get("stage") == "pretrain" and manifest.get("corpus"):
+            corpora.setdefault(Path(manifest["corpus"]), []).append(checkpoint.name)
+    for corpus, models in corpora.items():
+        if not corpus.is_dir():
+            continue
+        seen = _lines_in_corpus(corpus, set(wanted))
+        if seen:
+            first = sorted(seen)[0]
+            raise UserError(f"{len(seen)} sentence(s) of retrieval task {wanted[first]} occur verbatim in "
+                            f"{corpus}, the pretraining text of {', '.join(models)} (e.g. {first[:80]!r}); "
+                            f"retrieve sentences from outside the corpus (text = another file)")
+
+
+def _lines_in_corpus(corpus: Path, wanted: set[str]) -> set[str]:
+    import pyarrow.parquet as pq
+
+    from ..corpus.layout import find_corpus
+
+    found: set[str] = set()
+    for shard in find_corpus(corpus).shards:
+        for batch in pq.ParquetFile(shard.path).iter_batches(columns=["text"]):
+            for text in batch.column("text").to_pylist():
+                found.update(line.strip() for line in text.split("\n") if line.strip() in wanted)
+    return found
 
 
 def _fallback(task: TaskData) -> str:
