@@ -136,7 +136,7 @@ def run_pipeline(recipe: Recipe, *, redo_from: str | None = None, until: str | N
         "corpus": lambda t: extract_corpus(recipe.corpus, layout.clean, t),
         # a clean folder keeps every language ever extracted into it: mix only the recipe's
         "sample": lambda t: sample_mixture(layout.clean, layout.mixture, dataclasses.replace(
-            recipe.sample, languages=recipe.sample.languages or list(recipe.corpus.sources)), t),
+            recipe.sample, languages=recipe.sample.languages or [*recipe.corpus.sources, *recipe.corpus.fake]), t),
         "vocab": vocab_stage,
         "pretrain": pretrain_stage,
         "evaluate": lambda t: evaluate(model_dirs, Path(recipe.evaluate.suite), eval_dir, recipe.evaluate, t),

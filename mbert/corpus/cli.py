@@ -32,6 +32,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     extract.add_argument("--workers", type=int, help="worker processes (default: one per CPU core)")
     extract.add_argument("--force", action="store_true", default=None, help="redo languages already complete")
 
+    fake = add_command(
+        stages, "fake", handler=_fake,
+        help="add a fake copy of an extracted language (same text in a script no language uses) to a clean corpus",
+        example="mbert corpus fake --clean runs/demo/corpus/clean --code en-fake\n  "
+                "mbert corpus fake --clean runs/demo/corpus/clean --code en-fake2 --word-order shuffled")
+    fake.add_argument("--clean", required=True, help="output folder of `corpus extract` holding the base language")
+    fake.add_argument("--code", required=True, action="append", metavar="CODE",
+                      help="fake language code <base>-fake or <base>-fakeN (N = 2..50); repeatable")
+    fake.add_argument("--word-order", choices=["same", "shuffled"],
+                      help="shuffled: permute the words of each fake sentence (default: same)")
+    fake.add_argument("--force", action="store_true", default=None, help="rebuild a copy that is already complete")
+
     sample = add_command(
         stages, "sample", handler=_sample,
         help="draw the exponentially smoothed language mixture (q_L ∝ p_L^S) from a clean corpus",
@@ -73,6 +85,14 @@ def _extract(args: argparse.Namespace) -> int:
     finally:
         if tracker is not None:
             tracker.finish()
+    return 0
+
+
+def _fake(args: argparse.Namespace) -> int:
+    settings = stage_settings(args, "corpus", CorpusSettings, {
+        "fake": list(args.code), "fake_word_order": args.word_order, "force": args.force})
+    from .extract import add_fake_languages
+    add_fake_languages(Path(args.clean).absolute(), settings.fake, settings.fake_word_order, force=settings.force)
     return 0
 
 

@@ -23,6 +23,7 @@ from ..atomic import atomic_write_json
 from ..config import to_plain, write_resolved
 from ..errors import ConfigError, UserError
 from ..progress import bar, info, summary
+from .fake_copy import make_fake_copy
 from .languages import language
 from .settings import CorpusSettings
 from .sources import Source, Unit, plan_units, resolve
@@ -131,6 +132,11 @@ def extract_corpus(settings: CorpusSettings, out_dir: Path, tracker=None) -> dic
     workers = settings.workers or os.cpu_count() or 1
     manifest = read_manifest(out_dir)
     entries: dict = manifest.get("languages", {}) if isinstance(manifest.get("languages"), dict) else {}
+    for code in settings.fake:
+        base = language(code).fake_of
+        if base not in settings.sources and not entries.get(base, {}).get("complete"):
+            raise ConfigError(f"corpus.fake lists {code}, but {base}, whose text it copies, is neither in "
+                              f"corpus.sources nor extracted in {out_dir}; add {base} to corpus.sources")
 
     todo: list[_Language] = []
     for code, lang in langs.items():
@@ -152,10 +158,13 @@ def extract_corpus(settings: CorpusSettings, out_dir: Path, tracker=None) -> dic
     if todo:
         for state in todo:  # from here until its merge ends, the language is not complete
             entries[state.code] = {**entries.get(state.code, {}), "complete": False}
-        _write_manifest(out_dir, entries, settings)
+        _write_manifest(out_dir, entries, to_plain(settings))
         _run(todo, entries, out_dir, settings, workers)
+    for code in settings.fake:  # made from their base's clean text, once that is complete
+        entries[code] = make_fake_copy(out_dir, code, settings.fake_word_order, entries,
+                                       int(settings.shard_mb * (1 << 20)), force=settings.force)
     shutil.rmtree(out_dir / STAGING, ignore_errors=True)
-    manifest = _write_manifest(out_dir, entries, settings)
+    manifest = _write_manifest(out_dir, entries, to_plain(settings))
     write_resolved(out_dir, {"corpus": settings})
     _report(manifest, out_dir, time.perf_counter() - started, tracker)
     return manifest
@@ -255,17 +264,37 @@ def _publish(state: _Language, merged: dict, hashes: dict, entries: dict, out_di
         "fingerprint": state.fingerprint, "complete": True,
     }
     shutil.rmtree(state.staging, ignore_errors=True)
-    _write_manifest(out_dir, entries, settings)
+    _write_manifest(out_dir, entries, to_plain(settings))
 
 
-def _write_manifest(out_dir: Path, entries: dict, settings: CorpusSettings) -> dict:
+def add_fake_languages(clean_dir: Path, codes: list[str], word_order: str, force: bool = False) -> dict:
+    """`mbert corpus fake`: add fake copies to a finished clean folder; returns the manifest."""
+    clean_dir = Path(clean_dir)
+    if not is_complete(clean_dir):
+        raise UserError(f"{clean_dir} is not a complete `corpus extract` output (no complete manifest.json); "
+                        f"run `mbert corpus extract --out {clean_dir}` first")
+    started = time.perf_counter()
+    manifest = read_manifest(clean_dir)
+    entries, recorded = manifest["languages"], dict(manifest.get("settings", {}))
+    for code in codes:
+        language(code)  # unknown codes fail before any work
+    for code in codes:
+        entries[code] = make_fake_copy(clean_dir, code, word_order, entries,
+                                       int(recorded.get("shard_mb", 256.0) * (1 << 20)), force=force)
+    recorded["fake"] = sorted(set(recorded.get("fake", [])) | set(codes))
+    manifest = _write_manifest(clean_dir, entries, recorded)
+    _report(manifest, clean_dir, time.perf_counter() - started, None)
+    return manifest
+
+
+def _write_manifest(out_dir: Path, entries: dict, settings: dict) -> dict:
     done = [e for e in entries.values() if e.get("complete")]
     manifest = {
         "stage": "corpus-extract",
         "format": FORMAT,
         "languages": dict(sorted(entries.items())),
         "totals": {key: sum(e.get(key, 0) for e in done) for key in ("documents", "sentences", "characters", "bytes")},
-        "settings": to_plain(settings),
+        "settings": settings,
         "complete": bool(entries) and len(done) == len(entries),
     }
     atomic_write_json(out_dir / MANIFEST, manifest)

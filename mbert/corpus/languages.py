@@ -1,4 +1,6 @@
-"""The mBERT language registry (`corpora/languages.toml`): code -> name, Wikipedia code, script."""
+"""The mBERT language registry (`corpora/languages.toml`): code -> name, Wikipedia code, script.
+
+A fake copy of a registry language (`en-fake`, see `mbert.fake`) resolves like any other code."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError, UserError
+from ..fake import parse_fake_code
 
 # Country codes people type for a language code.
 _COUNTRY_CODES = {"jp": "ja", "gr": "el", "cn": "zh", "tw": "zh-hant", "dk": "da", "se": "sv", "ua": "uk",
@@ -25,6 +28,7 @@ class Language:
     wiki: str          # Wikipedia code: the dump is <wiki>wiki-*.xml.bz2
     script: str        # ISO 15924
     cased_only: bool   # only in the "Multilingual Cased (New)" release
+    fake_of: str | None = None  # a fake language (mbert.fake): the code of the language it copies
 
 
 @functools.cache
@@ -55,7 +59,16 @@ def language(code: str) -> Language:
     langs = registry()
     if code in langs:
         return langs[code]
+    fake = parse_fake_code(code)
+    if fake is not None:  # `en-fake`, `en-fake2`: the base's text in a fake script (see mbert.fake)
+        try:
+            base = language(fake.base)
+        except ConfigError as exc:
+            raise ConfigError(f"fake language {code!r} copies an unknown language: {exc}") from None
+        name = f"Fake {base.name}" + (f" {fake.number}" if fake.number > 1 else "")
+        return Language(code=code, name=name, wiki="", script=fake.script, cased_only=base.cased_only,
+                        fake_of=base.code)
     close = closest_codes(code)
     hint = ("did you mean " + " or ".join(f"{c!r} ({langs[c].name})" for c in close) + "? ") if close else ""
     raise ConfigError(f"unknown language code {code!r}; {hint}valid codes are the 104 mBERT languages "
-                      f"listed in {REGISTRY}")
+                      f"listed in {REGISTRY} and their fake copies (<code>-fake, <code>-fakeN)")

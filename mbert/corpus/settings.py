@@ -7,6 +7,7 @@ from typing import Literal
 
 from ..config import setting
 from ..errors import ConfigError
+from .languages import language
 
 
 @dataclass
@@ -21,11 +22,24 @@ class CorpusSettings:
     chunk_mb: float = setting(16.0, min=0.0, min_exclusive=True,
                               help="compressed MB of a multistream dump / Parquet file per work unit")
     shard_mb: float = setting(256.0, min=0.0, min_exclusive=True, help="text MB per output part file")
+    fake: list[str] = setting([], help="fake languages to make from extracted ones (mbert.fake), e.g. "
+                                       "[\"en-fake\"]: DIR/en-fake is DIR/en in a script no language uses")
+    fake_word_order: Literal["same", "shuffled"] = setting(
+        "same", help="shuffled: permute the words of each fake sentence (K et al. 2020's ablation)")
 
     def validate(self) -> None:
         if self.min_sentence_chars > self.max_sentence_chars:
             raise ConfigError(f"corpus.min_sentence_chars = {self.min_sentence_chars} is above "
                               f"corpus.max_sentence_chars = {self.max_sentence_chars}; lower it")
+        for code in self.fake:
+            if language(code).fake_of is None:
+                raise ConfigError(f"corpus.fake lists {code!r}, which is not a fake language code; "
+                                  f"write <base>-fake or <base>-fakeN, e.g. en-fake")
+        for code in self.sources:
+            if language(code).fake_of is not None:
+                raise ConfigError(f"corpus.sources lists the fake language {code!r}; list it in "
+                                  f"corpus.fake = [{code!r}] instead (it is made from "
+                                  f"{language(code).fake_of}'s clean text)")
 
 
 @dataclass

@@ -103,6 +103,7 @@ def evaluate(model_dirs: dict[str, Path] | Path | list | None, suite_path: Path,
     device = resolve_device(settings.device)
     _check_depth(checkpoints, suite, specs)
     data = _load_all(suite, specs, settings)
+    _check_unseen(checkpoints, suite, specs, settings.max_eval_examples)
     analysis = suite.analysis.enabled if settings.analysis is None else settings.analysis
     if analysis:  # fail before any training
         _analysis_languages(suite)
@@ -191,9 +192,11 @@ def _load_all(suite: Suite, specs: dict[str, TaskSpec], settings: EvaluateSettin
 
 
 def _check_depth(checkpoints: list[Checkpoint], suite: Suite, specs: dict[str, TaskSpec]) -> None:
-    """Refuse freeze_layers deeper than a model before any training starts."""
+    """Refuse freeze_layers or retrieval layers deeper than a model before any training starts."""
     wanted = {name: suite.hyper(spec).freeze_layers or 0 for name, spec in specs.items()
               if spec.kind not in RETRIEVAL_KINDS}
+    pooled = {name: [spec.layer] * (spec.layer is not None) + ([] if spec.layers == "all" else list(spec.layers))
+              for name, spec in specs.items() if spec.kind in RETRIEVAL_KINDS}
     for checkpoint in checkpoints:
         config = json.loads((checkpoint.path / "config.json").read_text(encoding="utf-8"))
         depth = config.get("num_hidden_layers")
@@ -201,17 +204,28 @@ def _check_depth(checkpoints: list[Checkpoint], suite: Suite, specs: dict[str, T
         if too_deep:
             raise ConfigError(f"freeze_layers exceeds the {depth} layers of model {checkpoint.name} for task(s) "
                               f"{', '.join(too_deep)}; use at most {depth}")
+        missing = [f"{task} (layer {k})" for task, ks in pooled.items() for k in ks
+                   if isinstance(depth, int) and k > depth]
+        if missing:
+            raise ConfigError(f"model {checkpoint.name} has layers 0 (embeddings) to {depth}; retrieval task(s) "
+                              f"{', '.join(missing)} ask for more")
 
 
 def _check_retrieval(suite: Suite, name: str, spec: TaskSpec) -> list[str]:
     """Every language of a retrieval task has its files (read one sentence of each, up front)."""
-    folder = suite.data / spec.folder
-    if not folder.is_dir():
-        return [f"task {name}: data folder {folder} does not exist"]
     try:
         from . import retrieval
     except ImportError as exc:
         return [f"task {name}: retrieval tasks are not available ({exc})"]
+    if spec.text:
+        try:
+            retrieval.fake_pairs(suite.task_path(spec.text, suite.source), list(spec.languages), 1)
+        except UserError as exc:
+            return [f"task {name}: {exc}"]
+        return []
+    folder = suite.data / spec.folder
+    if not folder.is_dir():
+        return [f"task {name}: data folder {folder} does not exist"]
     problems = []
     for lang in spec.languages:
         try:
@@ -222,6 +236,52 @@ def _check_retrieval(suite: Suite, name: str, spec: TaskSpec) -> list[str]:
         except UserError as exc:
             problems.append(f"task {name}: {exc}")
     return problems
+
+
+def _check_unseen(checkpoints: list[Checkpoint], suite: Suite, specs: dict[str, TaskSpec],
+                  max_eval: int | None) -> None:
+    """Sentences retrieved against their fake copies must not be pretraining text, or the score
+    measures memory. Checked against the corpus that a pretraining output records (its
+    manifest.json beside model/); other checkpoints record none and are not checked."""
+    from .retrieval import read_sentences
+
+    wanted: dict[str, str] = {}
+    for name, spec in specs.items():
+        if spec.kind == "tatoeba" and spec.text:
+            sentences = read_sentences(suite.task_path(spec.text, suite.source))
+            wanted.update((s.strip(), name) for s in sentences[:max_eval or spec.max_eval_examples])
+    if not wanted:
+        return
+    corpora = {}
+    for checkpoint in checkpoints:
+        try:
+            manifest = json.loads((checkpoint.path.parent / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(manifest, dict) and manifest.get("stage") == "pretrain" and manifest.get("corpus"):
+            corpora.setdefault(Path(manifest["corpus"]), []).append(checkpoint.name)
+    for corpus, models in corpora.items():
+        if not corpus.is_dir():
+            continue
+        seen = _lines_in_corpus(corpus, set(wanted))
+        if seen:
+            first = sorted(seen)[0]
+            raise UserError(f"{len(seen)} sentence(s) of retrieval task {wanted[first]} occur verbatim in "
+                            f"{corpus}, the pretraining text of {', '.join(models)} (e.g. {first[:80]!r}); "
+                            f"retrieve sentences from outside the corpus (text = another file)")
+
+
+def _lines_in_corpus(corpus: Path, wanted: set[str]) -> set[str]:
+    import pyarrow.parquet as pq
+
+    from ..corpus.layout import find_corpus
+
+    found: set[str] = set()
+    for shard in find_corpus(corpus).shards:
+        for batch in pq.ParquetFile(shard.path).iter_batches(columns=["text"]):
+            for text in batch.column("text").to_pylist():
+                found.update(line.strip() for line in text.split("\n") if line.strip() in wanted)
+    return found
 
 
 def _fallback(task: TaskData) -> str:
@@ -308,27 +368,47 @@ def _retrieval(checkpoint: Checkpoint, tokenizer, suite: Suite, name: str, spec:
     except ImportError as exc:
         raise UserError(f"retrieval tasks are not available ({exc}); remove the {spec.kind} task") from None
     model = load_encoder(checkpoint.path, device)
-    common = dict(layer=spec.layer, batch_size=hyper.eval_batch_size, max_length=hyper.max_length,
-                  device=device, max_sentences=max_sentences)
+    common = dict(layer=spec.layer, batch_size=hyper.eval_batch_size, max_length=hyper.max_length, device=device)
     folder = suite.data / spec.folder
     if spec.kind == "tatoeba":
+        if spec.text:  # held-out sentences against their fake copies: exact gold
+            pairs = retrieval.fake_pairs(suite.task_path(spec.text, suite.source), list(spec.languages),
+                                         max_sentences)
+        else:
+            pairs = {lang: retrieval.read_tatoeba(folder, lang, max_sentences) for lang in spec.languages}
+        layers = range(retrieval.num_layers(model) + 1) if spec.layers == "all" else spec.layers
         retrieved: dict[str, list[int]] = {}
-        found = retrieval.evaluate_tatoeba(model, tokenizer, folder, list(spec.languages), center=spec.center,
-                                           predictions=retrieved, **common)
+        found = retrieval.score_pairs(model, tokenizer, pairs, center=spec.center, predictions=retrieved,
+                                      layers=layers, **common)
         for lang, indices in retrieved.items():
             for target in prediction_dirs:
                 write_xtreme(target, name, lang, indices, token_task=False)
             write_xtreme(label_dir, name, lang, range(len(indices)), token_task=False)
-        return {lang: aggregate([found[lang][spec.scored_metric]]) for lang in spec.languages}
+        return {lang: {**aggregate([found[lang][spec.scored_metric]]),
+                       **_layer_scores(found[lang], spec.scored_metric)} for lang in spec.languages}
     pairs = {lang: f"{lang}-{suite.source}" for lang in spec.languages}
     mined: dict[str, tuple[list, set]] = {}
-    found = retrieval.evaluate_bucc(model, tokenizer, folder, list(pairs.values()), predictions=mined, **common)
+    found = retrieval.evaluate_bucc(model, tokenizer, folder, list(pairs.values()), predictions=mined,
+                                    max_sentences=max_sentences, **common)
     for lang, pair in pairs.items():
         predicted, gold = mined[pair]
         for target in prediction_dirs:
             write_xtreme(target, name, lang, [f"{s}\t{t}" for s, t in predicted], token_task=False)
         write_xtreme(label_dir, name, lang, [f"{s}\t{t}" for s, t in sorted(gold)], token_task=False)
     return {lang: aggregate([found[pair]["f1"]]) for lang, pair in pairs.items()}
+
+
+def _layer_scores(found: dict, metric: str) -> dict:
+    """Per-layer retrieval scores for metrics.json: {"by_layer": {"raw"|"centered": {layer: score}},
+    "best_layer": {"raw"|"centered": {"layer", "score"}}}. The best layer is picked on these test
+    scores (as Dufter & Schütze report it), so it is named as such and never replaces the headline."""
+    if "by_layer" not in found:
+        return {}
+    by_layer = {kind: {str(k): round(v[metric], 4) for k, v in scores.items()}
+                for kind, scores in found["by_layer"].items()}
+    best = {kind: max(({"layer": int(k), "score": v} for k, v in scores.items()), key=lambda b: b["score"])
+            for kind, scores in by_layer.items()}
+    return {"by_layer": by_layer, "best_layer": best}
 
 
 def _align(suite: Suite, checkpoint: Checkpoint, work: Path, device: str, seed: int) -> tuple[Checkpoint, dict]:

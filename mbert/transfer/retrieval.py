@@ -24,7 +24,9 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..fake import fake_text, parse_fake_code
 from ..progress import bar
+from .readers import read_text
 
 # ISO 639-1 / Wikipedia code -> LASER's ISO 639-3 code in the Tatoeba file names (XTREME's 36 + more).
 TATOEBA_ISO3: dict[str, str] = {
@@ -186,23 +188,65 @@ def tatoeba_scores(xx: np.ndarray, en: np.ndarray) -> dict[str, float]:
 def evaluate_tatoeba(model, tokenizer, data_dir: Path, languages: list[str], *, layer: int | None = None,
                      center: bool = False, batch_size: int = 64, max_length: int = 128,
                      device: str = "cpu", max_sentences: int | None = None,
-                     predictions: dict[str, list[int]] | None = None) -> dict[str, dict[str, float]]:
+                     predictions: dict[str, list[int]] | None = None,
+                     layers: Sequence[int] = ()) -> dict[str, dict]:
     """Tatoeba accuracy per language: lang -> {"xx->en", "en->xx", "mean"} in percent.
 
     `languages` are ISO 639-1 codes (mapped to LASER's file names, e.g. zh -> cmn) or the ISO 639-3
     codes themselves; `max_sentences` keeps the first N pairs. The model must already be on `device`.
     `predictions`, when given, receives per language the English index each sentence retrieves
-    (xx->en, what XTREME's prediction file holds; the right answer for sentence i is i)."""
+    (xx->en, what XTREME's prediction file holds; the right answer for sentence i is i). `layers`
+    adds the scores at those layers too (see `score_pairs`)."""
     pairs = {lang: read_tatoeba(data_dir, lang, max_sentences) for lang in languages}  # fail early
-    results: dict[str, dict[str, float]] = {}
+    return score_pairs(model, tokenizer, pairs, layer=layer, center=center, batch_size=batch_size,
+                       max_length=max_length, device=device, predictions=predictions, layers=layers)
+
+
+def read_sentences(path: Path) -> list[str]:
+    """Sentences of a CoNLL-U file (its `# text = ` lines) or of a text file (one per non-blank line)."""
+    lines = read_text(path).split("\n")
+    if Path(path).name.removesuffix(".xz").removesuffix(".bz2").removesuffix(".gz").endswith(".conllu"):
+        return [line[len("# text = "):].strip() for line in lines if line.startswith("# text = ")]
+    return [line.rstrip("\r") for line in lines if line.strip()]
+
+
+def fake_pairs(path: Path, languages: list[str], max_sentences: int | None = None
+               ) -> dict[str, tuple[list[str], list[str]]]:
+    """Retrieval pairs with exact gold: per fake language (`en-fake`), (the fake copies, the sentences
+    of `path`), line-aligned. The sentences must be in the fake languages' base language."""
+    real = [code for code in languages if parse_fake_code(code) is None]
+    if real:
+        raise UserError(f"retrieval on a text file scores sentences against their fake copies, so its "
+                        f"languages must be fake codes (<base>-fake); {', '.join(real)} is not")
+    sentences = read_sentences(Path(path))[:max_sentences]
+    if not sentences:
+        raise UserError(f"{path} holds no sentences; give a CoNLL-U file or one sentence per line")
+    return {code: ([fake_text(s, code) for s in sentences], sentences) for code in languages}
+
+
+def score_pairs(model, tokenizer, pairs: dict[str, tuple[list[str], list[str]]], *, layer: int | None = None,
+                center: bool = False, batch_size: int = 64, max_length: int = 128, device: str = "cpu",
+                predictions: dict[str, list[int]] | None = None, layers: Sequence[int] = ()) -> dict[str, dict]:
+    """Retrieval accuracy per language over line-aligned (xx sentences, English sentences) pairs:
+    lang -> {"xx->en", "en->xx", "mean"} at `layer` (centred when `center`). With `layers`, also
+    "by_layer": {"raw": {layer: scores}, "centered": {layer: scores}} for each of those layers,
+    from the same forward passes; a layer's scores never decide the headline's layer."""
+    results: dict[str, dict] = {}
     index = _layer_index(model, layer)
+    extra = sorted({_layer_index(model, k) for k in layers})
     for lang, (xx_text, en_text) in pairs.items():
-        common = dict(layers=[index], batch_size=batch_size, max_length=max_length, device=device)
-        xx = encode_sentences(model, tokenizer, xx_text, desc=f"tatoeba {lang}", **common)[index]
-        en = encode_sentences(model, tokenizer, en_text, desc=f"tatoeba {lang}-en en", **common)[index]
+        common = dict(layers=[index, *extra], batch_size=batch_size, max_length=max_length, device=device)
+        xx_all = encode_sentences(model, tokenizer, xx_text, desc=f"retrieval {lang}", **common)
+        en_all = encode_sentences(model, tokenizer, en_text, desc=f"retrieval {lang} en", **common)
+        xx, en = xx_all[index], en_all[index]
         if center:  # each side minus its own language centroid
             xx, en = center_vectors(xx), center_vectors(en)
         results[lang] = tatoeba_scores(xx, en)
+        if extra:
+            results[lang]["by_layer"] = {
+                "raw": {k: tatoeba_scores(xx_all[k], en_all[k]) for k in extra},
+                "centered": {k: tatoeba_scores(center_vectors(xx_all[k]), center_vectors(en_all[k]))
+                             for k in extra}}
         if predictions is not None:
             predictions[lang] = [int(i) for i in nearest(xx, en)]
     return results

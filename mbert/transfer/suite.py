@@ -22,6 +22,7 @@ from typing import Literal
 
 from ..config import build, read_toml, setting
 from ..errors import ConfigError
+from ..fake import parse_fake_code
 
 TaskKind = Literal["pos", "ner", "pair", "tatoeba", "bucc"]
 TOKEN_KINDS = ("pos", "ner")
@@ -76,7 +77,11 @@ class TaskSpec(HyperParameters):
     metric: str = setting("", help="tatoeba: xx->en (default), en->xx or mean; pos: accuracy (default, UPOS "
                                    "accuracy) or f1 (XTREME's seqeval F1 over the tags, comparable to its tables)")
     layer: int | None = setting(None, min=0, help="retrieval: hidden layer to mean-pool (0 = embeddings; "
-                                                   "unset = the last layer)")
+                                                   "unset = the last layer); the headline score")
+    layers: list[int] | Literal["all"] = setting([], help="tatoeba: also score these layers (or \"all\"), raw "
+                                                          "and centred, recorded beside the headline")
+    text: str = setting("", help="tatoeba: sentences (CoNLL-U `# text`, or one per line; relative to data) "
+                                 "retrieved against their fake copies; languages are then fake codes (en-fake)")
     center: bool = setting(False, help="tatoeba: subtract each language's mean vector first")
 
     @property
@@ -90,9 +95,23 @@ class TaskSpec(HyperParameters):
         if self.metric and self.metric not in METRICS.get(self.kind, ()):
             allowed = ", ".join(METRICS.get(self.kind, ())) or "none (leave metric out)"
             raise ConfigError(f"metric = {self.metric!r} does not apply to a {self.kind} task; allowed: {allowed}")
+        if self.kind != "tatoeba" and (self.layers or self.text):
+            raise ConfigError(f"layers and text apply to tatoeba tasks only, not to a {self.kind} task")
+        if self.layers and self.layers != "all" and any(k < 0 for k in self.layers):
+            raise ConfigError(f"layers = {self.layers} has a negative layer; use 0 (embeddings) and up")
+        if self.kind == "tatoeba" and self.text:
+            if self.folder:
+                raise ConfigError("a tatoeba task takes folder = (Tatoeba pairs) or text = (sentences scored "
+                                  "against their fake copies), not both")
+            real = [lang for lang in self.languages if parse_fake_code(lang) is None]
+            if real:
+                raise ConfigError(f"a tatoeba task with text = scores sentences against their fake copies, so "
+                                  f"its languages must be fake codes (e.g. en-fake), not {', '.join(real)}")
+            return
         if self.kind in RETRIEVAL_KINDS:
             if not self.folder:
-                raise ConfigError(f"a {self.kind} task needs folder = \"...\" (its data folder)")
+                raise ConfigError(f"a {self.kind} task needs folder = \"...\" (its data folder)"
+                                  + (" or text = \"...\"" if self.kind == "tatoeba" else ""))
             return
         if self.hub:
             return

@@ -68,4 +68,25 @@ def markdown(results: dict[str, Metrics], metric_names: dict[str, str], source: 
             f"**{_number(summaries[m]['target_average'])}**" for m in models) + " |")
         lines.append("| transfer gap | " + " | ".join(_number(summaries[m]["gap"]) for m in models) + " |")
         lines.append("")
+        lines += _by_layer(results, task)
     return "\n".join(lines)
+
+
+def _by_layer(results: dict[str, Metrics], task: str) -> list[str]:
+    """Retrieval scores at every recorded layer, raw and centred, with the best layer marked as such
+    (chosen on these test scores; the task's headline above stays at its configured layer)."""
+    rows = [(model, lang, entry) for model, metrics in results.items()
+            for lang, entry in metrics.get(task, {}).items() if "by_layer" in entry]
+    if not rows:
+        return []
+    layers = sorted({int(k) for _, _, e in rows for scores in e["by_layer"].values() for k in scores})
+    lines = [f"### {task} by layer (0 = embeddings; best layer picked on these test scores)", "",
+             "| model | language | vectors | " + " | ".join(f"layer {k}" for k in layers) + " | best layer |",
+             "|---|---|---|" + "---|" * (len(layers) + 1)]
+    for model, lang, entry in rows:
+        for kind, scores in entry["by_layer"].items():
+            best = entry.get("best_layer", {}).get(kind)
+            cells = [_number(scores.get(str(k))) for k in layers]
+            best_cell = f"{best['layer']} ({best['score']:.1f})" if best else "—"
+            lines.append(f"| {model} | {lang} | {kind} | " + " | ".join(cells) + f" | {best_cell} |")
+    return lines + [""]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..fake import base_language, fake_text, parse_fake_code
 from .readers import SentencePair, TaggedSentence, load_hub, read_pairs, read_tagged
 from .suite import RETRIEVAL_KINDS, TOKEN_KINDS, Suite, TaskSpec
 
@@ -40,6 +41,20 @@ def _read(path: Path, kind: str) -> list[Example]:
     return examples
 
 
+def fake_examples(examples: list[Example], code: str) -> list[Example]:
+    """The examples in the fake language `code` (mbert.fake, the mapping of the corpus copies): each
+    word or sentence mapped on its own, labels unchanged."""
+    if examples and isinstance(examples[0], TaggedSentence):
+        return [TaggedSentence(tuple(fake_text(word, code) for word in s.words), s.tags) for s in examples]
+    return [SentencePair(fake_text(p.first, code), fake_text(p.second, code), p.label) for p in examples]
+
+
+def _read_language(suite: Suite, template: str, lang: str, kind: str) -> list[Example]:
+    """A language's file; a fake language (`en-fake`) reads its base language's file and maps it."""
+    examples = _read(suite.task_path(template, base_language(lang)), kind)
+    return fake_examples(examples, lang) if parse_fake_code(lang) else examples
+
+
 def _labels_of(examples: list[Example]) -> set[str]:
     if examples and isinstance(examples[0], TaggedSentence):
         return {tag for sentence in examples for tag in sentence.tags}
@@ -50,7 +65,7 @@ def required_files(suite: Suite, spec: TaskSpec) -> list[Path]:
     """Every local file a task reads (empty for hub and retrieval tasks)."""
     if spec.hub or spec.kind in RETRIEVAL_KINDS:
         return []
-    files = [suite.task_path(spec.test, lang) for lang in spec.languages]
+    files = [suite.task_path(spec.test, base_language(lang)) for lang in spec.languages]
     if spec.split_by_index:
         files.append(suite.task_path(spec.test, suite.source))
     else:
@@ -73,7 +88,9 @@ def load_task(suite: Suite, name: str, spec: TaskSpec, *, max_train: int | None 
         kind = "token" if spec.kind in TOKEN_KINDS else "pair"
         full_train = load_hub(spec.hub, suite.source, "train", kind)
         dev = load_hub(spec.hub, suite.source, "validation", kind)
-        test = {lang: load_hub(spec.hub, lang, "test", kind) for lang in spec.languages}
+        test = {lang: load_hub(spec.hub, base_language(lang), "test", kind) for lang in spec.languages}
+        test = {lang: fake_examples(examples, lang) if parse_fake_code(lang) else examples
+                for lang, examples in test.items()}
     elif spec.split_by_index:
         full_train, dev, test = _split_parallel(suite, name, spec)
     else:
@@ -86,7 +103,7 @@ def load_task(suite: Suite, name: str, spec: TaskSpec, *, max_train: int | None 
                 raise UserError(f"task {name}: the training file has {len(full_train)} examples, too few "
                                 "to hold out a dev set; give dev = \"...\"")
             full_train, dev = full_train[:-held], full_train[-held:]
-        test = {lang: _read(suite.task_path(spec.test, lang), spec.kind) for lang in spec.languages}
+        test = {lang: _read_language(suite, spec.test, lang, spec.kind) for lang in spec.languages}
     labels = list(spec.labels) or sorted(_labels_of(full_train))
     _check_labels(name, labels, dev, test, suite.source)
     if len(labels) < 2:
@@ -103,7 +120,7 @@ def _split_parallel(suite: Suite, name: str, spec: TaskSpec
     translation of a training example is ever scored (XNLI keeps a premise's three hypotheses
     together, so contiguous blocks also keep premises apart)."""
     languages = list(dict.fromkeys([suite.source, *spec.languages]))
-    files = {lang: _read(suite.task_path(spec.test, lang), spec.kind) for lang in languages}
+    files = {lang: _read_language(suite, spec.test, lang, spec.kind) for lang in languages}
     sizes = {lang: len(examples) for lang, examples in files.items()}
     if len(set(sizes.values())) != 1:
         listing = ", ".join(f"{lang}: {n}" for lang, n in sizes.items())

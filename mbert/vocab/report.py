@@ -22,6 +22,7 @@ import regex
 from ..atomic import atomic_write_json, atomic_write_text
 from ..config import write_resolved
 from ..errors import UserError
+from ..fake import base_language
 from ..progress import bar, summary
 from .scripts import entry_script
 from .texts import read_languages
@@ -46,7 +47,8 @@ def tokenizer_report(tokenizer_dir: Path, texts: dict[str, list[Path]] | Path, o
     unk_id = tokenizer.unk_token_id
     results = {}
     for lang, lines in bar(languages.items(), total=len(languages), desc="vocab report", unit="lang"):
-        results[lang] = language_metrics(backend, unk_id, lines, char_unit=lang in CHAR_UNIT_LANGUAGES)
+        char_unit = base_language(lang) in CHAR_UNIT_LANGUAGES  # a fake copy is counted like its base
+        results[lang] = language_metrics(backend, unk_id, lines, char_unit=char_unit)
     report = {
         "tokenizer": str(tokenizer_dir.resolve()),
         "vocab_size": len(tokenizer),

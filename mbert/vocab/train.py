@@ -16,7 +16,8 @@ from typing import Iterator
 from .. import __version__
 from ..atomic import atomic_write_json, staging_dir
 from ..config import write_resolved
-from ..errors import UserError
+from ..errors import ConfigError, UserError
+from ..fake import parse_fake_code
 from ..progress import bar, info, is_quiet, summary
 from .sentencepiece_vocab import SPM_MODEL_FILE, to_fast_tokenizer, train_sentencepiece
 from .settings import VocabSettings
@@ -35,6 +36,23 @@ def is_complete(out_dir: Path) -> bool:
     return bool(manifest and manifest.get("complete")) and (Path(out_dir) / "tokenizer.json").is_file()
 
 
+def _refuse_fake_languages(folder: CorpusFolder) -> None:
+    """Lower-casing and accent stripping change a real text but not its fake copy (fake letters have
+    no case), so with an uncased vocabulary the two would stop being the same language."""
+    if folder.layout == "clean":
+        languages = {shard.lang for shard in folder.shards}
+    else:
+        try:
+            languages = set(json.loads((folder.root / MANIFEST).read_text(encoding="utf-8"))["languages"])
+        except (OSError, ValueError, KeyError, TypeError):
+            languages = set()  # a mixture made elsewhere: nothing to check against
+    fakes = sorted(lang for lang in languages if lang and parse_fake_code(lang))
+    if fakes:
+        raise ConfigError(f"vocab.uncased = true, but {folder.root} holds the fake language(s) {', '.join(fakes)}: "
+                          f"lower-casing changes the real text and not its fake copy, so they would no longer "
+                          f"match; train a cased vocabulary (drop --uncased)")
+
+
 def train_vocab(corpus_dir: Path, out_dir: Path, settings: VocabSettings, tracker=None) -> dict:
     """Train the vocabulary described by `settings` on `corpus_dir`; returns the manifest."""
     corpus_dir, out_dir = Path(corpus_dir), Path(out_dir)
@@ -42,6 +60,8 @@ def train_vocab(corpus_dir: Path, out_dir: Path, settings: VocabSettings, tracke
         # the output folder is replaced whole: it must never hold the corpus
         raise UserError(f"output folder {out_dir} contains the corpus {corpus_dir}; choose another --out")
     folder = find_corpus(corpus_dir)
+    if settings.uncased:
+        _refuse_fake_languages(folder)
     fingerprint = corpus_fingerprint(folder)
     existing = _check_output(out_dir, settings, fingerprint)
     if existing is not None:
