@@ -15,7 +15,8 @@ class TlmPair:
     """Two line-aligned files: line i of `tgt` translates line i of `src` (`[[pretrain.tlm]]`)."""
 
     src: Path = setting(path="file", help="file in the first language, one sentence per line")
-    tgt: Path = setting(path="file", help="its translation, line-aligned")
+    tgt: Path = setting(path="file", help="its translation, line-aligned; for a fake language (e.g. "
+                                          "tgt_lang = \"en-fake\") the base language's text, which is mapped")
     src_lang: str = setting(help="language code of `src`, e.g. de")
     tgt_lang: str = setting(help="language code of `tgt`, e.g. en")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..fake import fake_text, parse_fake_code
 from . import instances as I
 from .settings import PretrainSettings
 
@@ -73,7 +74,10 @@ def tlm_source(settings: PretrainSettings, tokenizer, languages: list[str]) -> S
                             f"{pair.tgt} has {len(tgt)}; give files with one translation per line")
         keep = [i for i in range(len(src)) if src[i].strip() and tgt[i].strip()]
         ranges = []
-        for side in ([src[i].strip() for i in keep], [tgt[i].strip() for i in keep]):
+        for lines, code in ((src, pair.src_lang), (tgt, pair.tgt_lang)):
+            side = [lines[i].strip() for i in keep]
+            if parse_fake_code(code) is not None:  # a fake side is its base language's text, mapped
+                side = [fake_text(line, code) for line in side]
             ids = tokenizer(side, add_special_tokens=False)["input_ids"] if side else []
             lengths = np.fromiter((len(s) for s in ids), np.int64, len(ids))
             starts = offset + np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(ids) else lengths

@@ -1,0 +1,65 @@
+"""The multilinguality lab's pieces beyond the fake mapping itself: TLM between a text and its
+fake copy, and the lab recipes validating as shipped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mbert.config import build
+from mbert.fake import fake_text
+from mbert.pretrain import instances as I
+from mbert.pretrain.settings import PretrainSettings, TlmPair
+from mbert.pretrain.sources import tlm_source
+from mbert.recipe import load_recipe
+from mbert.transfer.suite import load_suite
+
+
+def _vocab(sentences: list[str], out: Path) -> Path:
+    from transformers import BertTokenizerFast
+
+    from mbert.vocab.wordpiece import train_wordpiece
+
+    wordpiece = train_wordpiece([sentences], size=1500, uncased=False, min_frequency=1, limit_alphabet=0,
+                                show_progress=False)
+    BertTokenizerFast(vocab=wordpiece.get_vocab(with_added_tokens=False), do_lower_case=False,
+                      tokenize_chinese_chars=True, strip_accents=False).save_pretrained(str(out))
+    return out
+
+
+def test_tlm_pairs_each_sentence_with_its_fake_copy(data_dir, tmp_path):
+    """A TLM pair whose target language is a fake code reads the base language's file and maps it:
+    the second segment of every instance is exactly the fake copy of the first."""
+    from transformers import AutoTokenizer
+
+    lines = [line for line in (data_dir / "corpus" / "en.txt").read_text(encoding="utf-8").split("\n")
+             if line.strip() and not line.startswith("#")][:300]
+    text = tmp_path / "en.txt"
+    text.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tokenizer = AutoTokenizer.from_pretrained(_vocab(lines + [fake_text(x, "en-fake") for x in lines],
+                                                     tmp_path / "vocab"))
+    pair = build(TlmPair, {"src": str(text), "tgt": str(text), "src_lang": "en", "tgt_lang": "en-fake"})
+    settings = PretrainSettings(model="tiny", max_seq_length=512, tlm=[pair], tlm_ratio=0.5)
+    languages = ["en"]
+    source = tlm_source(settings, tokenizer, languages)
+    assert languages == ["en", "en-fake"]
+    assert len(source.instances) == len(lines)
+    for row, line in zip(source.instances[:50], lines):
+        a = source.tokens[row[I.A_START]:row[I.A_START] + row[I.A_LEN]].tolist()
+        b = source.tokens[row[I.B_START]:row[I.B_START] + row[I.B_LEN]].tolist()
+        assert a == tokenizer(line, add_special_tokens=False)["input_ids"]
+        assert b == tokenizer(fake_text(line, "en-fake"), add_special_tokens=False)["input_ids"]
+        assert not set(a) & set(b) - {tokenizer.unk_token_id}  # no shared sub-word
+        assert (row[I.LANG_A], row[I.LANG_B]) == (0, 1)
+
+
+@pytest.mark.parametrize("name", ["lab-fake.toml", "lab-real.toml"])
+def test_lab_recipes_validate(repo_dir, data_dir, monkeypatch, name):
+    """The shipped lab recipes load and validate against the data kit (a typo fails here, not an hour in)."""
+    monkeypatch.setenv("MBERT_DATA", str(data_dir))
+    recipe = load_recipe(repo_dir / "corpora" / name)
+    assert set(recipe.pretrain_variants()) >= {"mlm", "mlm-tlm"}
+    assert recipe.evaluate.random_init
+    suite = load_suite(recipe.evaluate.suite)  # validates every task of the lab's suite
+    assert suite.random_init and len(suite.seeds) >= 3
