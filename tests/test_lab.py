@@ -3,6 +3,7 @@ fake copy, and the lab recipes validating as shipped."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,39 @@ def test_lab_recipes_validate(repo_dir, data_dir, monkeypatch, name):
     assert recipe.evaluate.random_init
     suite = load_suite(recipe.evaluate.suite)  # validates every task of the lab's suite
     assert suite.random_init and len(suite.seeds) >= 3
+
+
+def _scores(seeds: list[float], by_layer: dict | None = None) -> dict:
+    import statistics
+
+    entry = {"mean": statistics.mean(seeds), "std": statistics.stdev(seeds) if len(seeds) > 1 else 0.0, "seeds": seeds}
+    return entry | ({"by_layer": by_layer} if by_layer else {})
+
+
+def test_report_opens_with_the_pretrained_against_random_headline(tmp_path):
+    """The report's first section after the overview compares every model per task: source score and
+    the target average with its spread over seeds (per-seed averages), a figure per task, retrieval by
+    layer per model."""
+    from mbert.report.build import build_report
+
+    suite = tmp_path / "run" / "eval" / "lab"
+    models = {
+        "mlm": {"udpos": {"en": _scores([90.0, 92.0]), "en-fake": _scores([10.0, 20.0]), "de": _scores([30.0, 40.0])},
+                "retrieval": {"en-fake": _scores([50.0], {"raw": {"0": 5.0, "1": 50.0}, "centered": {"0": 9.0, "1": 70.0}})}},
+        "random-init": {"udpos": {"en": _scores([80.0, 81.0]), "en-fake": _scores([5.0, 6.0]), "de": _scores([7.0, 8.0])},
+                        "retrieval": {"en-fake": _scores([1.0], {"raw": {"0": 1.0, "1": 1.0}})}}}
+    for name, metrics in models.items():
+        (suite / "models" / name).mkdir(parents=True)
+        (suite / "models" / name / "metrics.json").write_text(json.dumps(metrics))
+    (suite / "manifest.json").write_text(json.dumps({"complete": True, "source": "en"}))
+    build_report(tmp_path / "run")
+    markdown = (tmp_path / "run" / "report" / "report.md").read_text()
+    sections = [line for line in markdown.split("\n") if line.startswith("## ")]
+    assert sections[:2] == ["## Overview", "## Headline: pretrained models against random initialisation"]
+    headline = markdown.split("## Headline")[1].split("\n## ")[0]
+    # mlm target average per seed: (10+30)/2 = 20, (20+40)/2 = 30 -> 25.0 ± 7.1
+    assert "| udpos | 91.0 ± 1.4 | 25.0 ± 7.1 | 80.5 ± 0.7 | 6.5 ± 0.7 |" in headline
+    assert "| retrieval | – | 50.0 | – | 1.0 |" in headline
+    figures = tmp_path / "run" / "report" / "figures"
+    assert (figures / "headline_lab_udpos.png").is_file() and (figures / "headline_lab_retrieval_layers.png").is_file()
+    assert not (figures / "headline_lab_udpos_layers.png").exists()  # no by-layer scores there

@@ -26,6 +26,7 @@ class Score:
     std: float = 0.0
     seeds: list[float] = field(default_factory=list)
     n_seeds: int = 1
+    by_layer: dict[str, dict[int, float]] | None = None  # retrieval: {"raw"|"centered": {layer: score}}
 
 
 Metrics = dict[str, dict[str, Score]]  # task -> language -> score
@@ -147,7 +148,17 @@ def _score(value: Any) -> Score | None:
     n_seeds = len(seeds) if seeds else int(seeds_raw) if isinstance(seeds_raw, int) else 1
     std = value.get("std")
     return Score(mean=float(value["mean"]), std=float(std) if isinstance(std, (int, float)) else 0.0,
-                 seeds=seeds, n_seeds=n_seeds)
+                 seeds=seeds, n_seeds=n_seeds, by_layer=_by_layer(value.get("by_layer")))
+
+
+def _by_layer(value: Any) -> dict[str, dict[int, float]] | None:
+    """{"raw": {"0": 12.5, ...}, "centered": {...}} with integer layers; None for any other shape."""
+    if not isinstance(value, dict):
+        return None
+    curves = {kind: {int(layer): float(score) for layer, score in scores.items()
+                     if str(layer).isdigit() and isinstance(score, (int, float))}
+              for kind, scores in value.items() if isinstance(scores, dict)}
+    return {kind: dict(sorted(c.items())) for kind, c in curves.items() if c} or None
 
 
 def parse_metrics(data: Any) -> Metrics:

@@ -163,6 +163,49 @@ def model_comparison(models: dict[str, list[TaskSummary]], *, dpi: int = 110) ->
     return _png(fig, dpi)
 
 
+def models_by_language(task: str, summaries: dict[str, TaskSummary], *, dpi: int = 110) -> bytes:
+    """One task: a group of bars per language (source first), one bar per model, seed std as error
+    bars; the headline comparison of pretrained models with their random initialisation."""
+    languages = list(dict.fromkeys(lang for s in summaries.values() for lang in s.languages))
+    width = 0.8 / max(1, len(summaries))
+    fig = Figure(figsize=(max(4.5, 0.35 * len(languages) * len(summaries) + 2), 3.0))
+    ax = fig.add_subplot(1, 1, 1)
+    for index, (name, summary) in enumerate(summaries.items()):
+        scores = [summary.scores.get(lang) for lang in languages]
+        xs = [i + (index - (len(summaries) - 1) / 2) * width for i in range(len(languages))]
+        ax.bar(xs, [np.nan if s is None else s.mean for s in scores], width,
+               yerr=[0.0 if s is None else s.std for s in scores], capsize=2, label=name)
+    ax.set_xticks(range(len(languages)), labels=languages, fontsize=8,
+                  rotation=90 if len(languages) > 15 else 0)
+    ax.set_ylabel("score (0-100)", fontsize=8)
+    ax.set_title(f"{task}: every model, source language first (error bars: std over seeds)", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _png(fig, dpi)
+
+
+def retrieval_layers(task: str, curves: dict[str, dict[str, dict[int, float]]], *, dpi: int = 110) -> bytes:
+    """Retrieval accuracy by layer, one colour per model: solid raw, dashed with each language's
+    mean vector subtracted (averaged over the task's languages)."""
+    fig = Figure(figsize=(5.5, 3.2))
+    ax = fig.add_subplot(1, 1, 1)
+    for index, (name, kinds) in enumerate(curves.items()):
+        color = f"C{index % 10}"
+        for kind, style in (("raw", "-"), ("centered", "--")):
+            if kind in kinds:
+                layers = sorted(kinds[kind])
+                ax.plot(layers, [kinds[kind][k] for k in layers], style, color=color, marker="o", markersize=3,
+                        label=f"{name} ({kind})")
+    ax.set_xlabel("layer (0 = embeddings)", fontsize=8)
+    ax.set_ylabel("accuracy (0-100)", fontsize=8)
+    ax.set_title(f"{task}: retrieval accuracy by layer", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _png(fig, dpi)
+
+
 def smoothing(languages: dict[str, dict], exponent: float | None, *, dpi: int = 110) -> bytes | None:
     """p_L (corpus share) against q_L (sampling share) per language, when the sampler drew none."""
     points = [(lang, v["p"], v["q"]) for lang, v in languages.items()

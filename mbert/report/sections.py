@@ -6,6 +6,8 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
+
 from . import plots
 from .collect import EvalSuite, RunResults
 from .document import Block, Code, Document, Figure, Heading, Section, Table, Text, format_value
@@ -383,12 +385,80 @@ def _neutrality(results: RunResults, multi: bool) -> Section | None:
     return Section("Language neutrality", blocks) if blocks else None
 
 
+def _seed_average(summary: TaskSummary) -> tuple[float, float | None] | None:
+    """Mean and std over seeds of the per-seed average over target languages (None without targets
+    or when the languages were scored with different seeds)."""
+    runs = [summary.scores[lang].seeds for lang in summary.targets]
+    if not runs or not runs[0] or any(len(r) != len(runs[0]) for r in runs):
+        return None
+    per_seed = np.mean(np.asarray(runs, dtype=float), axis=0)
+    return float(per_seed.mean()), float(per_seed.std(ddof=1)) if len(per_seed) > 1 else None
+
+
+def _layer_curves(summaries: dict[str, TaskSummary]) -> dict[str, dict[str, dict[int, float]]]:
+    """Per model, its retrieval curves by layer averaged over the task's languages."""
+    curves: dict[str, dict[str, dict[int, float]]] = {}
+    for name, summary in summaries.items():
+        found = [score.by_layer for score in summary.scores.values() if score.by_layer]
+        for kind in sorted({k for by_layer in found for k in by_layer}):
+            layers = sorted({layer for by_layer in found for layer in by_layer.get(kind, {})})
+            curves.setdefault(name, {})[kind] = {
+                layer: float(np.mean([b[kind][layer] for b in found if layer in b.get(kind, {})])) for layer in layers}
+    return curves
+
+
+def _headline(results: RunResults, settings: ReportSettings) -> Section | None:
+    """What the run shows first: every model (pretrained variants and the random initialisation) on the
+    source and each target language, retrieval by layer, the language centroids."""
+    blocks: list[Block] = []
+    for suite in results.evals:
+        if len(suite.models) < 2:
+            continue
+        source = _suite_source(suite, settings)
+        by_model = {name: {s.task: s for s in summarize(metrics, source)} for name, metrics in suite.models.items()}
+        tasks = list(dict.fromkeys(task for summaries in by_model.values() for task in summaries))
+        if len(results.evals) > 1:
+            blocks.append(Heading(f"Suite {suite.name}"))
+        rows = []
+        for task in tasks:
+            row: list[Any] = [task]
+            for summaries in by_model.values():
+                summary = summaries.get(task)
+                average = _seed_average(summary) if summary is not None else None
+                row += ["–" if summary is None or summary.source is None else score_text(summary.scores[summary.source]),
+                        "–" if average is None else f"{average[0]:.1f}" if average[1] is None
+                        else f"{average[0]:.1f} ± {average[1]:.1f}"]
+            rows.append(row)
+        header = ["task"] + [f"{name}: {part}" for name in by_model for part in (source, "target avg")]
+        blocks.append(Table(header, rows, f"Mean ± std over fine-tuning seeds (target avg: the average over "
+                                          f"target languages, per seed). Fine-tuned on {source}."))
+        for task in tasks:
+            per_model = {name: summaries[task] for name, summaries in by_model.items() if task in summaries}
+            blocks.append(Figure(f"headline_{_slug(suite.name)}_{_slug(task)}",
+                                 plots.models_by_language(task, per_model, dpi=settings.figure_dpi),
+                                 f"{task}: every model per language, error bars = std over seeds"))
+            curves = _layer_curves(per_model)
+            if curves:
+                blocks.append(Figure(f"headline_{_slug(suite.name)}_{_slug(task)}_layers",
+                                     plots.retrieval_layers(task, curves, dpi=settings.figure_dpi),
+                                     f"{task}: accuracy by layer per model, raw (solid) and centred (dashed), "
+                                     "averaged over the task's languages"))
+        for analysis in suite.analyses:
+            for image in analysis.images:
+                if image.name == "centroids.png":
+                    blocks.append(Figure(f"headline_{_slug(suite.name)}_{_slug(analysis.model or 'model')}_centroids",
+                                         image.read_bytes(), f"{analysis.model or 'model'}: "
+                                         + NEUTRALITY_CAPTIONS["centroids.png"]))
+    return Section("Headline: pretrained models against random initialisation", blocks) if blocks else None
+
+
 def build_document(results: RunResults, settings: ReportSettings) -> Document:
     highlights: list[list[Any]] = []
     body = [_configuration(results) if settings.include_configs else None,
             _corpus(results, settings, highlights), _tokenizer(results, highlights),
             _pretraining(results, settings, highlights), *_evaluation(results, settings, highlights),
             _neutrality(results, len(results.evals) > 1)]
-    sections = [_overview(results, highlights)] + [s for s in body if s is not None]
+    sections = [_overview(results, highlights), _headline(results, settings)] + body
+    sections = [s for s in sections if s is not None]
     created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return Document(settings.title, f"Run folder {results.run_dir.resolve()} · generated {created}", sections)
