@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 import tomllib
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import torch
+from transformers import TrainerCallback
 
 
 def mixture_documents(corpus: Path) -> list[tuple[str, str]]:
@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout-docs", type=int, default=2, help="documents per language held out")
     parser.add_argument("--out", type=Path, default=None, help="where the HF baseline is saved")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--stop-at", type=int, default=None,
+                        help="stop the baseline after this many steps (same schedule) and compare training "
+                             "losses up to there; the held-out comparison needs the full run")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     from transformers import (AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM,
@@ -120,26 +123,48 @@ def main(argv: list[str] | None = None) -> int:
         use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0, disable_tqdm=True)
     started = time.perf_counter()
     trainer = Trainer(model=hf_model, args=training, train_dataset=dataset,
-                      data_collator=DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15))
+                      data_collator=DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15),
+                      callbacks=[StopAt(args.stop_at)] if args.stop_at else None)
     trainer.train()
     seconds = time.perf_counter() - started
     hf_model.save_pretrained(out)
     tokenizer.save_pretrained(out)
 
-    losses = {"mbert": heldout_loss(mbert_model, tokenizer, test_docs, s["max_seq_length"]),
-              "transformers": heldout_loss(hf_model, tokenizer, test_docs, s["max_seq_length"])}
     train_log = [r for r in trainer.state.log_history if "loss" in r]
-    result = {"run": str(args.run), "steps": s["steps"], "batch_size": s["batch_size"],
-              "seq_len": s["max_seq_length"], "hf_blocks": len(blocks), "hf_seconds": round(seconds, 1),
-              "hf_final_train_loss": train_log[-1]["loss"] if train_log else None,
-              "heldout_loss": losses, "heldout_perplexity": {m: {l: round(math.exp(v), 1) for l, v in d.items()}
-                                                             for m, d in losses.items()}}
+    mbert_log = [json.loads(line) for line in (args.run / "train_log.jsonl").read_text().split("\n") if line]
+    curve = []
+    for record in train_log:  # HF logs the mean loss since its previous log; mbert's over its own interval
+        near = [r["mlm_loss"] for r in mbert_log if record["step"] - training.logging_steps < r["step"] <= record["step"]
+                and r.get("objective", "mlm") == "mlm"]
+        curve.append({"step": record["step"], "transformers": round(record["loss"], 4),
+                      "mbert": round(float(np.mean(near)), 4) if near else None})
+    result = {"run": str(args.run), "steps": s["steps"], "stopped_at": trainer.state.global_step,
+              "batch_size": s["batch_size"], "seq_len": s["max_seq_length"], "hf_blocks": len(blocks),
+              "hf_seconds": round(seconds, 1), "train_loss_curve": curve}
+    if trainer.state.global_step >= s["steps"]:
+        losses = {"mbert": heldout_loss(mbert_model, tokenizer, test_docs, s["max_seq_length"]),
+                  "transformers": heldout_loss(hf_model, tokenizer, test_docs, s["max_seq_length"])}
+        result["heldout_loss"] = losses
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        for model, per_lang in losses.items():
-            print(f"{model:13s} " + "  ".join(f"{lang}: {loss:.3f}" for lang, loss in per_lang.items()))
+        for point in curve:
+            print(f"step {point['step']:6d}  transformers {point['transformers']:.3f}  mbert {point['mbert']}")
+        for model, per_lang in result.get("heldout_loss", {}).items():
+            print(f"held-out {model:13s} " + "  ".join(f"{lang}: {loss:.3f}" for lang, loss in per_lang.items()))
     return 0
+
+
+class StopAt(TrainerCallback):
+    """Ends training after `step` steps (the schedule stays that of the full run)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            control.should_training_stop = True
+        return control
 
 
 if __name__ == "__main__":
