@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 from transformers import TrainerCallback
+from transformers.trainer_callback import PrinterCallback
 
 
 def mixture_documents(corpus: Path) -> list[tuple[str, str]]:
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     trainer = Trainer(model=hf_model, args=training, train_dataset=dataset,
                       data_collator=DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15),
                       callbacks=[StopAt(args.stop_at)] if args.stop_at else None)
+    trainer.remove_callback(PrinterCallback)  # it prints every log to stdout, where --json goes
     trainer.train()
     seconds = time.perf_counter() - started
     hf_model.save_pretrained(out)
