@@ -35,10 +35,14 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 
 def setting(default: Any = dataclasses.MISSING, *, help: str = "", min: float | None = None,
             max: float | None = None, min_exclusive: bool = False, choices: typing.Sequence | None = None,
-            path: PathKind | None = None) -> Any:
-    """A dataclass field with validation metadata. Mutable defaults are copied per instance."""
+            path: PathKind | None = None, runtime: bool = False) -> Any:
+    """A dataclass field with validation metadata. Mutable defaults are copied per instance.
+
+    `runtime=True` marks a setting that changes how a stage runs (workers, device, logging,
+    checkpoint intervals, W&B) but never what it produces: it is left out of every fingerprint
+    (`mbert.artifact.output_settings`), so changing it never redoes or replaces work."""
     meta = {"help": help, "min": min, "max": max, "min_exclusive": min_exclusive,
-            "choices": choices, "path": path}
+            "choices": choices, "path": path, "runtime": runtime}
     if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
         return dataclasses.field(default_factory=lambda d=default: copy.deepcopy(d), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)

@@ -10,10 +10,12 @@ import dataclasses
 import hashlib
 import json
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .artifact import differences, fingerprint, output_settings, writing
 from .atomic import atomic_write_json
 from .config import to_plain, write_resolved
 from .errors import UserError
@@ -54,35 +56,52 @@ class RunLayout:
         return self.root / "report"
 
 
-def _stage_fingerprints(recipe: Recipe) -> dict[str, str]:
-    """A hash per stage over its settings and those of all earlier stages."""
-    sections = {"corpus": ["corpus"], "sample": ["sample"], "vocab": ["vocab"],
-                "pretrain": ["pretrain", "variants"], "evaluate": ["evaluate"], "report": ["report"]}
-    plain = to_plain(recipe)
-    plain["run"].pop("wandb", None)  # logging mode does not change any artefact
-    digest = hashlib.sha256(json.dumps(plain["run"], sort_keys=True).encode())
+# the recipe sections each stage's output depends on, besides everything the stages before it depend on
+STAGE_SECTIONS = {"corpus": ("corpus",), "sample": ("sample",), "vocab": ("vocab", "run"),
+                  "pretrain": ("pretrain", "variants"), "evaluate": ("evaluate",), "report": ("report",)}
+
+
+def stage_fingerprints(recipe: Recipe) -> dict[str, str]:
+    """A hash per stage over its output settings and those of all earlier stages (runtime-only
+    settings such as workers, device or the W&B project never enter it)."""
+    plain = output_settings(recipe)
+    chain: list = []
     prints = {}
     for stage in STAGES:
-        for section in sections[stage]:
-            digest.update(json.dumps(plain.get(section), sort_keys=True, default=str).encode())
+        chain += [{section: plain[section] for section in STAGE_SECTIONS[stage]}]
         if stage == "evaluate":
-            digest.update(Path(recipe.evaluate.suite).read_bytes())
-        prints[stage] = digest.copy().hexdigest()[:16]
+            chain.append(hashlib.sha256(Path(recipe.evaluate.suite).read_bytes()).hexdigest())
+        prints[stage] = fingerprint(*chain)
     return prints
+
+
+def _changes(previous: dict, recipe: Recipe, stage: str) -> str:
+    """The output settings of `stage` that differ from the previous run's recipe, for messages."""
+    plain = output_settings(recipe)
+    found = [change for section in STAGE_SECTIONS[stage]
+             for change in differences(previous.get(section, {}), plain[section], f"{section}.")]
+    return "; ".join(found) or "its inputs or the way mbert fingerprints them changed"
 
 
 def run_pipeline(recipe: Recipe, *, redo_from: str | None = None, until: str | None = None) -> Path:
     """Run the stages of `recipe` in order (up to `until`, inclusive); returns the report path."""
     layout = RunLayout(Path(recipe.run.out))
+    with writing(layout.root):  # one `mbert run` per run folder: they share run_state.json
+        return _run_stages(recipe, layout, redo_from, until)
+
+
+def _run_stages(recipe: Recipe, layout: RunLayout, redo_from: str | None, until: str | None) -> Path:
     layout.root.mkdir(parents=True, exist_ok=True)
     state_path = layout.root / STATE_FILE
     state = json.loads(state_path.read_text()) if state_path.is_file() else {}
-    prints = _stage_fingerprints(recipe)
-    write_resolved(layout.root, to_plain(recipe), name="recipe.resolved.toml")
+    resolved = layout.root / "recipe.resolved.toml"
+    previous = tomllib.loads(resolved.read_text(encoding="utf-8")) if resolved.is_file() else {}
+    prints = stage_fingerprints(recipe)
+    write_resolved(layout.root, to_plain(recipe), name=resolved.name)
 
     from .corpus.extract import extract_corpus, is_complete as corpus_done
     from .corpus.sample import is_complete as sample_done, sample_mixture
-    from .pretrain.train import finished_run_differences, is_complete as pretrain_done, pretrain
+    from .pretrain.train import holds_run, is_complete as pretrain_done, pretrain, run_differences
     from .report.build import build_report, is_complete as report_done
     from .transfer.evaluate import evaluate, is_complete as evaluate_done
     from .vocab.report import tokenizer_report
@@ -110,27 +129,24 @@ def run_pipeline(recipe: Recipe, *, redo_from: str | None = None, until: str | N
         tokenizer_report(layout.vocab, layout.clean, layout.vocab / "report", t,
                          max_lines_per_language=recipe.run.report_lines_per_language)
 
-    # A finished pretraining the run did not record (e.g. torchrun after `--until vocab`) is used when
-    # it matches the recipe, and never replaced silently when it does not.
-    asked_to_redo = redo_from is not None and STAGES.index(redo_from) <= STAGES.index("pretrain")
-    may_replace = "pretrain" in state or asked_to_redo
+    # Pretraining is never replaced implicitly (it may hold days of GPU work): a finished run or
+    # checkpoints with the recipe's output settings and inputs are used or resumed, anything else
+    # stops the run with the differences named, unless `--from` asks to redo it.
+    replace = redo_from is not None and STAGES.index(redo_from) <= STAGES.index("pretrain")
 
     def pretrain_stage(t: Tracker) -> None:
         for name, settings in variants.items():
             info(f"[pretrain] variant {name!r}")
-            differences = finished_run_differences(model_dirs[name], layout.mixture, layout.vocab, settings)
-            if differences == [] and not asked_to_redo:
+            if not replace and pretrain_done(model_dirs[name]) \
+                    and run_differences(model_dirs[name], layout.mixture, layout.vocab, settings) == []:
                 summary(f"Pretraining: using the finished run in {model_dirs[name]} (same settings, corpus and "
-                        f"vocabulary; made outside this run, e.g. with torchrun).")
+                        f"vocabulary; made by an earlier run, or outside it, e.g. with torchrun).")
                 continue
-            if differences and not may_replace:
-                raise UserError(f"{model_dirs[name]} holds a finished pretraining that this run did not make "
-                                f"and that differs from the recipe ({'; '.join(differences)}); move it away, "
-                                f"make the recipe match it, or pass --from pretrain to replace it")
             if settings.token_store is None and len(variants) > 1:
                 # variants read the same mixture with the same vocabulary: tokenize it once
                 settings = dataclasses.replace(settings, token_store=layout.root / "pretrain" / "token_store")
-            pretrain(layout.mixture, layout.vocab, model_dirs[name], settings, t)
+            pretrain(layout.mixture, layout.vocab, model_dirs[name], settings, t, replace=replace,
+                     redo_hint="--from pretrain")
 
     actions: dict[str, Callable[[Tracker], object]] = {
         "corpus": lambda t: extract_corpus(recipe.corpus, layout.clean, t),
@@ -153,7 +169,14 @@ def run_pipeline(recipe: Recipe, *, redo_from: str | None = None, until: str | N
             timings[stage] = "skipped"
             continue
         if state.get(stage) and state.get(stage) != prints[stage] and not redo:
-            info(f"[{stage}] settings changed since the last run: redoing it and every later stage")
+            changes = _changes(previous, recipe, stage)
+            kept = [d for d in model_dirs.values() if holds_run(d)]
+            if not replace and kept and STAGES.index(stage) < STAGES.index("pretrain"):
+                # check before redoing anything: the pretraining would be trained on other inputs
+                raise UserError(f"the {stage} settings changed since the last run ({changes}), and redoing "
+                                f"{stage} would replace the pretraining in {kept[0]}; pass --from {stage} to "
+                                f"redo it and everything after it, or move the pretraining away first")
+            info(f"[{stage}] settings changed since the last run ({changes}): redoing it and every later stage")
         redo = True  # once a stage is redone, everything downstream must be too
         for later in STAGES[STAGES.index(stage):]:
             state.pop(later, None)  # also when --until stops before them

@@ -21,9 +21,10 @@ T = TypeVar("T")
 
 @dataclass
 class RunSettings:
-    out: Path = setting(Path("runs/default"), path="out", help="run folder holding every stage's output")
-    wandb: Literal["online", "offline", "off"] = setting("offline", help="Weights & Biases mode")
-    wandb_project: str = setting("mbert")
+    out: Path = setting(Path("runs/default"), path="out", runtime=True,
+                        help="run folder holding every stage's output")
+    wandb: Literal["online", "offline", "off"] = setting("offline", runtime=True, help="Weights & Biases mode")
+    wandb_project: str = setting("mbert", runtime=True, help="Weights & Biases project")
     report_lines_per_language: int = setting(2000, min=1, help="lines per language for the tokenizer report")
 
 

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..artifact import MANIFEST, fingerprint, is_complete as artifact_complete, output_settings, read_manifest, \
+    write_manifest, writing
 from ..atomic import atomic_write_json
 from ..config import to_plain, write_resolved
 from ..errors import ConfigError, UserError
@@ -29,7 +31,6 @@ from .settings import CorpusSettings
 from .sources import Source, Unit, plan_units, resolve
 from .worker import CleanOptions, finalize_language, process_unit
 
-MANIFEST = "manifest.json"
 STAGING = ".staging"
 FORMAT = 1  # bump when the output or cleaning changes in a way that should invalidate old output
 
@@ -48,18 +49,9 @@ class InlineExecutor(cf.Executor):
 
 def is_complete(out_dir: Path) -> bool:
     """True when `out_dir` holds a finished `corpus extract` output."""
-    manifest = read_manifest(Path(out_dir))
-    languages = manifest.get("languages", {})
-    return bool(manifest.get("complete")) and bool(languages) and all(
+    languages = read_manifest(out_dir).get("languages", {})
+    return artifact_complete(out_dir) and bool(languages) and all(
         entry.get("complete") and (Path(out_dir) / code).is_dir() for code, entry in languages.items())
-
-
-def read_manifest(out_dir: Path) -> dict:
-    try:
-        data = json.loads((Path(out_dir) / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def sha256_file(path: str) -> str:
@@ -77,14 +69,14 @@ def _check_writable(out_dir: Path) -> None:
                         f"choose another --out or fix its permissions") from None
 
 
-def _fingerprint(sources: list[Source], options: CleanOptions) -> str:
-    """Identity of a language's inputs and cleaning settings: a change invalidates finished work."""
+def _fingerprint(code: str, sources: list[Source], settings: CorpusSettings) -> str:
+    """Identity of a language's inputs and output settings: a change invalidates finished work."""
     files = []
     for source in sources:
         stat = os.stat(source.path) if source.kind != "hf" else None
         files.append([source.path, source.kind, stat.st_size if stat else 0, stat.st_mtime_ns if stat else 0])
-    blob = json.dumps([FORMAT, files, to_plain(options)], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    cleaning = {k: v for k, v in output_settings(settings).items() if k != "sources"}  # sources: per language
+    return fingerprint(FORMAT, code, files, cleaning)
 
 
 class _Language:
@@ -129,6 +121,11 @@ def extract_corpus(settings: CorpusSettings, out_dir: Path, tracker=None) -> dic
     started = time.perf_counter()
     langs = {code: language(code) for code in settings.sources}  # unknown codes fail here, before any work
     _check_writable(out_dir)
+    with writing(out_dir):  # languages accumulate in one manifest: one writer at a time
+        return _extract(settings, out_dir, langs, started, tracker)
+
+
+def _extract(settings: CorpusSettings, out_dir: Path, langs: dict, started: float, tracker) -> dict:
     workers = settings.workers or os.cpu_count() or 1
     manifest = read_manifest(out_dir)
     entries: dict = manifest.get("languages", {}) if isinstance(manifest.get("languages"), dict) else {}
@@ -145,13 +142,13 @@ def extract_corpus(settings: CorpusSettings, out_dir: Path, tracker=None) -> dic
                                max_sentence_chars=settings.max_sentence_chars,
                                min_document_sentences=settings.min_document_sentences,
                                shard_bytes=int(settings.shard_mb * (1 << 20)))
-        fingerprint = _fingerprint(sources, options)
+        identity = _fingerprint(code, sources, settings)
         entry = entries.get(code, {})
-        if (not settings.force and entry.get("complete") and entry.get("fingerprint") == fingerprint
+        if (not settings.force and entry.get("complete") and entry.get("fingerprint") == identity
                 and (out_dir / code).is_dir()):
             info(f"corpus: {code} is already complete in {out_dir} (use --force to redo it)")
             continue
-        state = _Language(code, sources, options, fingerprint, out_dir / STAGING / code)
+        state = _Language(code, sources, options, identity, out_dir / STAGING / code)
         state.units = plan_units(code, sources, workers * 2, int(settings.chunk_mb * (1 << 20)))
         todo.append(state)
 
@@ -297,8 +294,7 @@ def _write_manifest(out_dir: Path, entries: dict, settings: dict) -> dict:
         "settings": settings,
         "complete": bool(entries) and len(done) == len(entries),
     }
-    atomic_write_json(out_dir / MANIFEST, manifest)
-    return manifest
+    return write_manifest(out_dir, manifest)
 
 
 def _report(manifest: dict, out_dir: Path, seconds: float, tracker) -> None:

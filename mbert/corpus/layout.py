@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..artifact import fingerprint
 from ..errors import UserError
 
 
@@ -40,3 +44,17 @@ def find_corpus(root: Path) -> CorpusFolder:
         return CorpusFolder(root, "clean", clean)
     raise UserError(f"corpus folder {root} holds no Parquet shards: expected {root}/part-*.parquet (a mixture) "
                     f"or {root}/<lang>/part-*.parquet (a clean corpus); build it with `mbert corpus` first")
+
+
+def corpus_fingerprint(folder: CorpusFolder) -> str:
+    """Cheap identity of a corpus: its layout and each shard's name, size and row count (read from
+    the Parquet footer), so a copied or moved corpus keeps its identity and a rebuilt one does not."""
+    shards = []
+    for shard in folder.shards:
+        try:
+            rows = pq.ParquetFile(shard.path).metadata.num_rows
+        except (OSError, pa.ArrowException) as exc:
+            raise UserError(f"cannot read corpus shard {shard.path} ({exc}); it is damaged or not Parquet: "
+                            f"rebuild the corpus or remove the file") from None
+        shards.append([shard.path.relative_to(folder.root).as_posix(), shard.path.stat().st_size, rows])
+    return fingerprint(folder.layout, shards)

@@ -12,7 +12,6 @@ one of B bucket files at random, and each bucket (about one output shard) is shu
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
@@ -21,27 +20,22 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write_json, staging_dir
+from ..artifact import is_complete as artifact_complete, read_manifest, write_manifest, writing
+from ..atomic import staging_dir
 from ..config import to_plain, write_resolved
 from ..errors import UserError
 from ..progress import bar, summary
 from .extract import is_complete as clean_is_complete
-from .extract import read_manifest
 from .settings import SampleSettings
 from .shards import MIXTURE_SCHEMA, RotatingWriter, ShardWriter, iter_rows
 
-MANIFEST = "manifest.json"
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
 _TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
 
 
 def is_complete(out_dir: Path) -> bool:
     """True when `out_dir` holds a finished `corpus sample` output."""
-    try:
-        manifest = json.loads((Path(out_dir) / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return bool(manifest.get("complete"))
+    return artifact_complete(out_dir)
 
 
 def count_tokens(text: str) -> int:
@@ -105,7 +99,11 @@ def _language_seed(seed: int, lang: str) -> int:
 
 def sample_mixture(clean_dir: Path, out_dir: Path, settings: SampleSettings, tracker=None) -> dict:
     """Write the smoothed mixture of the clean corpus in `clean_dir` to `out_dir`; returns the manifest."""
-    clean_dir, out_dir = Path(clean_dir), Path(out_dir)
+    with writing(out_dir):
+        return _sample(Path(clean_dir), Path(out_dir), settings, tracker)
+
+
+def _sample(clean_dir: Path, out_dir: Path, settings: SampleSettings, tracker) -> dict:
     if not clean_is_complete(clean_dir):
         raise UserError(f"{clean_dir} is not a complete `corpus extract` output (no complete manifest.json); "
                         f"run `mbert corpus extract --out {clean_dir}` first")
@@ -160,7 +158,7 @@ def sample_mixture(clean_dir: Path, out_dir: Path, settings: SampleSettings, tra
                 "settings": to_plain(settings), "seconds": round(time.perf_counter() - started, 3),
                 "complete": True,
             }
-            atomic_write_json(tmp / MANIFEST, manifest)  # last: marks the folder complete
+            write_manifest(tmp, manifest)  # last: marks the folder complete
     except PermissionError as exc:
         raise UserError(f"cannot write to {out_dir} ({exc.strerror}); choose another --out") from None
     _report(manifest, out_dir, tracker)

@@ -44,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="bf16 autocast or fp32 (auto: bf16 on GPU, fp32 on CPU)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest checkpoint in --out (model, optimizer, data position)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the run --out holds (its checkpoints, log and model are deleted)")
 
 
 def _parse_tlm(values: list[str] | None) -> list[dict] | None:
@@ -77,15 +79,18 @@ def _pretrain(args: argparse.Namespace) -> int:
     settings = stage_settings(args, "pretrain", PretrainSettings, flags)
     run = run_settings(args)
     out = Path(args.out)
-    if not args.resume and holds_run(out):  # before W&B starts a run for nothing
+    if args.resume and args.force:
+        raise ConfigError("--resume continues the run in --out and --force replaces it; give one of them")
+    if not args.resume and not args.force and holds_run(out):  # before W&B starts a run for nothing
         raise UserError(f"{out} already holds a pretraining run; pass --resume to continue it, "
-                        f"or choose another --out")
+                        f"--force to replace it, or choose another --out")
     tracker = None
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only the first process logs
         tracker = Tracker(mode=run.wandb, project=run.wandb_project, stage="pretrain", run_dir=out,
                           config=to_plain(settings))
     try:
-        pretrain(Path(args.corpus), Path(args.vocab), out, settings, tracker, resume=bool(args.resume))
+        pretrain(Path(args.corpus), Path(args.vocab), out, settings, tracker, resume=bool(args.resume),
+                 replace=args.force)
     finally:
         if tracker is not None:
             tracker.finish()

@@ -6,15 +6,14 @@ A mixture folder holds `part-*.parquet` with a `lang` column; a clean folder hol
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import pyarrow.parquet as pq
 
-from ..corpus.layout import Shard, find_corpus
+from ..corpus.layout import CorpusFolder, Shard, corpus_fingerprint, find_corpus
+from ..artifact import fingerprint
 from ..errors import UserError
 
 
@@ -42,24 +41,6 @@ def iter_documents(shard: Shard, batch_rows: int = 256) -> Iterator[list[tuple[s
                zip(langs, data["id"], data["text"])]
 
 
-def corpus_fingerprint(shards: list[Shard]) -> str:
-    digest = hashlib.sha256()
-    for shard in shards:
-        stat = shard.path.stat()
-        digest.update(f"{shard.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
-
-
-def read_corpus_manifest(corpus_dir: Path) -> dict:
-    path = Path(corpus_dir) / "manifest.json"
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return {}
-
-
 # ----------------------------------------------------------------------------- tokenizer
 
 def load_tokenizer(vocab_dir: Path):
@@ -85,8 +66,12 @@ def load_tokenizer(vocab_dir: Path):
 
 
 def vocab_fingerprint(tokenizer) -> str:
-    items = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
-    return hashlib.sha256(json.dumps(items, ensure_ascii=False).encode()).hexdigest()[:16]
+    return fingerprint(sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1]))
+
+
+def input_fingerprint(corpus: CorpusFolder, tokenizer) -> str:
+    """What a token store and a pretraining run were made from: the corpus and the vocabulary."""
+    return f"{corpus_fingerprint(corpus)}-{vocab_fingerprint(tokenizer)}"
 
 
 def continuation_table(tokenizer) -> np.ndarray:

@@ -57,22 +57,22 @@ class PretrainSettings:
                                         help="token_type ids carry the language (XLM); needs nsp off")
     heldout_docs: int = setting(2, min=0, help="documents held out per language for held-out MLM loss")
     heldout_instances: int = setting(16, min=1, help="at most this many held-out instances per language")
-    tokenize_workers: int = setting(0, min=0, help="processes for tokenization; 0 = all cores")
-    token_store: Path | None = setting(None, path="out",
+    tokenize_workers: int = setting(0, min=0, runtime=True, help="processes for tokenization; 0 = all cores")
+    token_store: Path | None = setting(None, path="out", runtime=True,
                                        help="folder of the token store (default OUT/data/store); "
                                             "runs on the same corpus and vocabulary can share one")
 
     # loop
-    log_every: int = setting(10, min=1)
-    eval_every: int = setting(200, min=1, help="held-out MLM loss every N steps (and at the end)")
-    checkpoint_every: int = setting(500, min=1)
-    keep_checkpoints: int = setting(2, min=1, help="keep the last K checkpoints")
-    compile: bool = setting(False, help="torch.compile the model")
-    device: Literal["auto", "cpu", "cuda"] = setting("auto")
+    log_every: int = setting(10, min=1, runtime=True)
+    eval_every: int = setting(200, min=1, runtime=True, help="held-out MLM loss every N steps (and at the end)")
+    checkpoint_every: int = setting(500, min=1, runtime=True)
+    keep_checkpoints: int = setting(2, min=1, runtime=True, help="keep the last K checkpoints")
+    compile: bool = setting(False, runtime=True, help="torch.compile the model")
+    device: Literal["auto", "cpu", "cuda"] = setting("auto", runtime=True)
     precision: Literal["auto", "bf16", "fp32"] = setting(
-        "auto", help="bf16 autocast (weights and optimizer stay fp32) or fp32; auto = bf16 on GPU, "
+        "auto", runtime=True, help="bf16 autocast (weights and optimizer stay fp32) or fp32; auto = bf16 on GPU, "
                      "fp32 on CPU")
-    fsdp: bool = setting(False, help="under torchrun, shard parameters, gradients and optimizer "
+    fsdp: bool = setting(False, runtime=True, help="under torchrun, shard parameters, gradients and optimizer "
                                      "state (FSDP2) instead of replicating them (DDP)")
 
     def shape(self) -> dict[str, int]:

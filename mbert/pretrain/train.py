@@ -10,7 +10,6 @@ compute the same loss and gradients, and a resumed run continues exactly where i
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -22,7 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..atomic import atomic_write_json, atomic_write_text, staging_dir
+from ..artifact import differences, fingerprint, is_complete as artifact_complete, output_settings, \
+    read_manifest, write_manifest, writing
+from ..atomic import atomic_write_text, staging_dir
 from ..config import to_plain, write_resolved
 from ..errors import UserError
 from ..progress import bar, info, summary
@@ -30,8 +31,8 @@ from . import instances as I
 from .batching import Batch, Vocabulary, make_batch
 from .card import model_card
 from .checkpoint import checkpoint_dirs, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .inputs import (continuation_table, corpus_fingerprint, find_shards, load_tokenizer,
-                     read_corpus_manifest, vocab_fingerprint)
+from ..corpus.layout import find_corpus
+from .inputs import continuation_table, input_fingerprint, load_tokenizer, vocab_fingerprint
 from .distributed import Distributed
 from .model import (PretrainingModel, build_config, build_hf_model, check_can_compile, linear_schedule,
                     make_optimizer, run_batch)
@@ -50,11 +51,7 @@ def holds_run(out_dir: Path) -> bool:
 
 
 def is_complete(out_dir: Path) -> bool:
-    path = Path(out_dir) / "manifest.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8")).get("complete") is True
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        return False
+    return artifact_complete(out_dir)
 
 
 def uses_cuda(device: str) -> bool:
@@ -64,25 +61,29 @@ def uses_cuda(device: str) -> bool:
     return device == "cuda" or (device == "auto" and torch.cuda.is_available())
 
 
-# how a run executes, not what it trains: a finished run that differs only in these is the same run
-RUNTIME_SETTINGS = {"device", "compile", "precision", "fsdp", "tokenize_workers", "token_store", "log_every",
-                    "eval_every", "checkpoint_every", "keep_checkpoints"}
-
-
-def finished_run_differences(out_dir: Path, corpus_dir: Path, vocab_dir: Path,
-                             settings: PretrainSettings) -> list[str] | None:
-    """How the finished run in `out_dir` differs from a run of `settings` on these inputs (an empty
-    list: it is that run, e.g. made with torchrun outside `mbert run`); None when none is finished."""
-    if not is_complete(out_dir):
+def run_differences(out_dir: Path, corpus_dir: Path, vocab_dir: Path, settings: PretrainSettings,
+                    inputs: str | None = None) -> list[str] | None:
+    """How the run kept in `out_dir` (finished, or else its newest checkpoint) differs from a run of
+    `settings` on these inputs, in output settings only: an empty list means it is that run (to use
+    or resume); None means `out_dir` holds neither a finished run nor a checkpoint."""
+    out_dir = Path(out_dir)
+    found = checkpoint_dirs(out_dir / "checkpoints")
+    if is_complete(out_dir):
+        manifest = read_manifest(out_dir)
+        made, made_inputs = manifest.get("settings", {}), manifest.get("store", {}).get("fingerprint")
+    elif found:
+        meta = json.loads((found[-1][1] / "meta.json").read_text(encoding="utf-8"))
+        made, made_inputs = meta.get("settings"), meta.get("inputs")
+        if not isinstance(made, dict):
+            return [f"its checkpoints were written by an older mbert that did not record their settings"]
+    else:
         return None
-    manifest = json.loads((Path(out_dir) / "manifest.json").read_text(encoding="utf-8"))
-    made, wanted = manifest.get("settings", {}), json.loads(json.dumps(to_plain(settings), default=str))
-    differences = [f"{key} = {made.get(key)!r} there, {wanted[key]!r} here" for key in sorted(wanted)
-                   if key not in RUNTIME_SETTINGS and made.get(key) != wanted[key]]
-    fingerprint = f"{corpus_fingerprint(find_shards(corpus_dir))}-{vocab_fingerprint(load_tokenizer(vocab_dir))}"
-    if manifest.get("store", {}).get("fingerprint") != fingerprint:
-        differences.append("it was trained on another corpus or vocabulary")
-    return differences
+    found_differences = differences(made, output_settings(settings))
+    if inputs is None:
+        inputs = input_fingerprint(find_corpus(corpus_dir), load_tokenizer(vocab_dir))
+    if made_inputs != inputs:
+        found_differences.append("it was trained on another corpus or vocabulary")
+    return found_differences
 
 
 # ----------------------------------------------------------------------------- trainer
@@ -95,12 +96,12 @@ class Trainer:
     """One pretraining run: prepare data and model, restore, loop, write the output."""
 
     def __init__(self, corpus_dir: Path, vocab_dir: Path, out_dir: Path, settings: PretrainSettings,
-                 tracker, resume: bool | None, dist: Distributed) -> None:
+                 tracker, resume: bool | None, dist: Distributed, replace: bool = False,
+                 redo_hint: str = "--force") -> None:
         self.corpus_dir, self.vocab_dir, self.out = Path(corpus_dir), Path(vocab_dir), Path(out_dir)
         self.s, self.tracker, self.resume, self.dist = settings, tracker, resume, dist
+        self.replace, self.redo_hint = replace, redo_hint
         self.ckpt_root = self.out / "checkpoints"
-        self.settings_hash = hashlib.sha256(json.dumps(to_plain(settings), sort_keys=True,
-                                                       default=str).encode()).hexdigest()[:16]
         self.log_path = self.out / "train_log.jsonl"
         # W&B keys: `pretrain/loss`, or `pretrain/<variant>/loss` for `mbert run` variants
         self.metric_prefix = "pretrain" if self.out.name == "pretrain" else f"pretrain/{self.out.name}"
@@ -118,62 +119,75 @@ class Trainer:
 
     # ------------------------------------------------------------------ preparation
 
-    def check_out_dir(self) -> None:
-        """Decide what an existing `out` means. resume=True: continue it; False: refuse to touch
-        it; None (the Python API default, used by `mbert run`): continue an unfinished run with the
-        same settings, otherwise replace it."""
-        found = checkpoint_dirs(self.ckpt_root)
+    def prepare_inputs(self) -> None:
+        self.corpus = find_corpus(self.corpus_dir)
+        self.tokenizer = load_tokenizer(self.vocab_dir)
+        self.vocab_fp = vocab_fingerprint(self.tokenizer)
+        self.inputs = input_fingerprint(self.corpus, self.tokenizer)
+
+    def check_out_dir(self) -> dict | None:
+        """Decide what an existing `out` means; returns the manifest of a finished run that is
+        already what was asked for. replace=True: start afresh; resume=True: continue it; False:
+        refuse to touch it; None (`mbert run`, the Python API default): use or continue a run with
+        the same output settings and inputs, and refuse any other (never deleted implicitly)."""
         complete = is_complete(self.out)
-        done = json.loads((self.out / "manifest.json").read_text(encoding="utf-8")).get("steps", 0) \
-            if complete else 0
-        same = bool(found) and not complete and json.loads(
-            (found[-1][1] / "meta.json").read_text(encoding="utf-8")).get("settings") == self.settings_hash
-        earlier = complete or bool(found) or self.log_path.exists()
+        done = read_manifest(self.out).get("steps", 0) if complete else 0
+        earlier = holds_run(self.out)
+        found = run_differences(self.out, self.corpus_dir, self.vocab_dir, self.s, self.inputs) \
+            if earlier and self.resume is None and not self.replace else None
         self.dist.barrier()  # every process has looked before the first one changes anything
         if not earlier:
-            return
-        if self.resume is False:
-            raise UserError(f"{self.out} already holds a pretraining run; pass --resume to continue "
-                            f"it, or choose another --out")
-        if self.resume is None:
-            if same:
-                self.resume = True
-                return
+            return None
+        if self.replace:
             self.resume = False
             if self.dist.main:
-                info(f"{self.out} holds a run with other settings (or a finished one): replacing it")
+                info(f"{self.out} holds a pretraining run: replacing it, as asked")
                 (self.out / "manifest.json").unlink(missing_ok=True)  # first: no longer looks complete
                 for name in ("checkpoints", "model"):
                     shutil.rmtree(self.out / name, ignore_errors=True)
                 self.log_path.unlink(missing_ok=True)
             self.dist.barrier()
-        elif complete:
+            return None
+        if self.resume is False:
+            raise UserError(f"{self.out} already holds a pretraining run; pass --resume to continue "
+                            f"it, --force to replace it, or choose another --out")
+        if self.resume is None:
+            if found:
+                what = "a finished pretraining" if complete else "an unfinished pretraining"
+                raise UserError(f"{self.out} holds {what} with other output settings or inputs "
+                                f"({'; '.join(found)}); it is kept: make the settings match to "
+                                f"{'use' if complete else 'resume'} it, pass {self.redo_hint} to replace "
+                                f"it, or choose another output folder")
+            if complete:
+                return read_manifest(self.out)
+            self.resume = found is not None  # checkpoints to continue, or only a log to restart
+            return None
+        if complete:
             if done >= self.s.steps:
                 raise UserError(f"{self.out} already holds a finished run of {done} steps; raise "
                                 f"--steps to train further or choose another --out")
             if self.dist.main:
                 (self.out / "manifest.json").unlink()  # training on: the run is no longer complete
+        return None
 
     def prepare_data(self) -> None:
         s = self.s
-        shards = find_shards(self.corpus_dir)
-        self.tokenizer = load_tokenizer(self.vocab_dir)
-        self.vocab_fp = vocab_fingerprint(self.tokenizer)
-        fingerprint = f"{corpus_fingerprint(shards)}-{self.vocab_fp}"
+        inputs = self.inputs
         store_dir = Path(s.token_store) if s.token_store else self.out / "data" / "store"
         error = None
-        if self.dist.main and not is_store_complete(store_dir, fingerprint):
+        if self.dist.main and not is_store_complete(store_dir, inputs):
             try:
-                build_token_store(shards, self.vocab_dir, self.tokenizer, store_dir, fingerprint,
-                                  s.tokenize_workers)
+                with writing(store_dir):  # runs sharing a store build it once
+                    if not is_store_complete(store_dir, inputs):
+                        build_token_store(self.corpus.shards, self.vocab_dir, self.tokenizer, store_dir,
+                                          inputs, s.tokenize_workers)
             except UserError as exc:
                 error = str(exc)
         self.dist.broadcast_error(error)
         self.store = TokenStore.open(store_dir)
         self.languages = list(self.store.languages)
         specials = 3 if s.nsp else 2
-        key = hashlib.sha256(json.dumps([fingerprint, s.max_seq_length, s.short_seq_prob, s.nsp,
-                                         s.seed, s.heldout_docs]).encode()).hexdigest()[:12]
+        key = fingerprint(inputs, s.max_seq_length, s.short_seq_prob, s.nsp, s.seed, s.heldout_docs)[:12]
         cache = self.out / "data" / f"instances-{key}.npz"
         if self.dist.main and not cache.is_file():
             rng = np.random.default_rng([s.seed, 3])
@@ -420,7 +434,8 @@ class Trainer:
                  "scheduler": self.scheduler.state_dict(), "rng": rng_state(), "step": step,
                  "tokens_seen": self.tokens_seen}
         kinds = self.step_kinds[:step]
-        meta = {"fingerprint": self.fingerprint, "settings": self.settings_hash, "loss": record["loss"],
+        meta = {"fingerprint": self.fingerprint, "settings": output_settings(self.s), "inputs": self.inputs,
+                "loss": record["loss"],
                 "record": {k: record[k] for k in ("loss", "mlm_accuracy") if k in record}, "tokens_seen": self.tokens_seen,
                 "data_position": {k: int(np.count_nonzero(kinds == k)) * self.s.batch_size
                                   for k in self.sources}}
@@ -441,7 +456,11 @@ class Trainer:
     def run(self) -> dict:
         s = self.s
         started = time.time()
-        self.check_out_dir()
+        self.prepare_inputs()
+        finished = self.check_out_dir()
+        if finished is not None:
+            summary(f"Pretraining in {self.out} is already complete with these settings and inputs: kept as is.")
+            return {"out_dir": str(self.out), "model_dir": str(self.out / "model"), **finished}
         self.prepare_data()
         self.prepare_model()
         start = self.restore()
@@ -501,7 +520,7 @@ class Trainer:
         return result
 
     def finish(self, result: dict, model_state: dict) -> None:
-        corpus_manifest = read_corpus_manifest(self.corpus_dir)
+        corpus_manifest = read_manifest(self.corpus_dir)
         hf_model = self.model.hf
         if self.sharded:  # a plain copy of the gathered weights for save_pretrained
             plain = PretrainingModel(build_hf_model(self.config, self.s.nsp))
@@ -518,7 +537,7 @@ class Trainer:
         if self.tracker is not None:
             self.tracker.summary({f"{self.metric_prefix}/{k}": v for k, v in result.items()
                                   if isinstance(v, (int, float))})
-        atomic_write_json(self.out / "manifest.json", {
+        write_manifest(self.out, {
             "stage": "pretrain", "complete": True, "model": "model", "settings": to_plain(self.s),
             "corpus": str(self.corpus_dir), "vocab": str(self.vocab_dir), "store": self.store.info,
             **{k: v for k, v in result.items() if k not in ("out_dir", "model_dir")}})
@@ -531,16 +550,28 @@ class Trainer:
 
 
 def pretrain(corpus_dir: Path, vocab_dir: Path, out_dir: Path, settings: PretrainSettings,
-             tracker=None, *, resume: bool | None = None) -> dict:
+             tracker=None, *, resume: bool | None = None, replace: bool = False,
+             redo_hint: str = "--force") -> dict:
     """Pretrain a BERT on `corpus_dir` with the tokenizer in `vocab_dir`; writes `out_dir`
     (model/, checkpoints/, train_log.jsonl, resolved_config.toml, manifest.json last).
 
     `resume`: True continues the newest checkpoint (refusing one of another model), False
-    refuses an `out_dir` that holds a run, None continues an unfinished run with the same
-    settings and otherwise starts afresh. Under torchrun every process calls this; only rank 0
-    writes files."""
+    refuses an `out_dir` that holds a run, None uses a finished run or continues an unfinished
+    one when its output settings and inputs are these, and otherwise stops naming the differences
+    (`redo_hint` is the option the message offers). `replace` starts afresh whatever `out_dir`
+    holds. Under torchrun every process calls this; only rank 0 writes files (and holds the lock
+    on `out_dir`)."""
     dist = Distributed(cuda=uses_cuda(settings.device))
     try:
-        return Trainer(corpus_dir, vocab_dir, out_dir, settings, tracker, resume, dist).run()
+        with contextlib.ExitStack() as lock:
+            error = None
+            if dist.main:
+                try:
+                    lock.enter_context(writing(out_dir))
+                except UserError as exc:
+                    error = str(exc)
+            dist.broadcast_error(error)  # every process stops when the folder is someone else's
+            return Trainer(corpus_dir, vocab_dir, out_dir, settings, tracker, resume, dist, replace,
+                           redo_hint).run()
     finally:
         dist.close()

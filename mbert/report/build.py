@@ -5,12 +5,12 @@ written last, so an interrupted build never leaves a report that looks complete.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 
-from ..atomic import atomic_write_json, atomic_write_text, staging_dir
+from ..artifact import MANIFEST, is_complete as artifact_complete, write_manifest, writing
+from ..atomic import atomic_write_text, staging_dir
 from ..config import write_resolved
 from ..errors import UserError
 from ..progress import info, summary
@@ -21,19 +21,13 @@ from .markdown import FIGURES_DIR, figure_path, render_markdown
 from .sections import build_document
 from .settings import ReportSettings
 
-REPORT_OUTPUTS = {"report.html", "report.md", FIGURES_DIR, "manifest.json", "resolved_config.toml"}
+REPORT_OUTPUTS = {"report.html", "report.md", FIGURES_DIR, MANIFEST, "resolved_config.toml"}
 STAGE_FOLDERS = "corpus/clean, corpus/mixture, vocab, pretrain, eval/<suite>"
 
 
 def is_complete(out_dir: Path) -> bool:
     """True when `out_dir` holds a finished report (manifest.json with complete=true and report.html)."""
-    manifest = Path(out_dir) / "manifest.json"
-    if not manifest.is_file() or not (Path(out_dir) / "report.html").is_file():
-        return False
-    try:
-        return json.loads(manifest.read_text(encoding="utf-8")).get("complete") is True
-    except (json.JSONDecodeError, AttributeError):
-        return False
+    return artifact_complete(out_dir, "report.html")
 
 
 def _check_out_dir(out: Path) -> None:
@@ -81,7 +75,7 @@ def build_report(run_dir: Path, out_dir: Path | None = None, settings: ReportSet
     document = build_document(results, settings)
     _unique_figure_names(document)
     page = render_html(document)
-    with staging_dir(out) as tmp:
+    with writing(out), staging_dir(out) as tmp:
         for figure in document.figures():
             path = tmp / figure_path(figure)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,7 +83,7 @@ def build_report(run_dir: Path, out_dir: Path | None = None, settings: ReportSet
         atomic_write_text(tmp / "report.md", render_markdown(document))
         atomic_write_text(tmp / "report.html", page)
         write_resolved(tmp, {"report": settings})
-        atomic_write_json(tmp / "manifest.json", {
+        write_manifest(tmp, {
             "stage": "report", "run_dir": str(run_dir.resolve()),
             "sections": [s.title for s in document.sections], "figures": len(document.figures()),
             "stages": {s.stage: s.complete for s in results.stages}, "html_bytes": len(page.encode()),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..artifact import is_complete
 from ..errors import UserError
 
 SOURCE_KEYS = ("source_language", "source_lang", "source", "train_language")
@@ -97,16 +98,6 @@ def read_json(path: Path) -> Any:
 
 def _json_if(path: Path) -> Any:
     return read_json(path) if path.is_file() else None
-
-
-def _complete(folder: Path) -> bool:
-    manifest = folder / "manifest.json"
-    if not manifest.is_file():
-        return False
-    try:
-        return bool(json.loads(manifest.read_text(encoding="utf-8")).get("complete"))
-    except (json.JSONDecodeError, AttributeError):
-        return False
 
 
 def flatten_numbers(record: dict, prefix: str = "") -> dict[str, float]:
@@ -246,13 +237,13 @@ def collect_run(run_dir: Path) -> RunResults:
     corpus = _json_if(clean / "manifest.json")
     if isinstance(corpus, dict):
         results.corpus = corpus
-        status(StageStatus("corpus", clean, _complete(clean)))
+        status(StageStatus("corpus", clean, is_complete(clean)))
 
     mixture_dir = run / "corpus" / "mixture"
     mixture = _json_if(mixture_dir / "manifest.json")
     if isinstance(mixture, dict):
         results.mixture = mixture
-        status(StageStatus("sample", mixture_dir, _complete(mixture_dir)))
+        status(StageStatus("sample", mixture_dir, is_complete(mixture_dir)))
     if (mixture_dir / "smoothing.png").is_file():
         results.smoothing_png = mixture_dir / "smoothing.png"
 
@@ -262,7 +253,7 @@ def collect_run(run_dir: Path) -> RunResults:
     if (vocab / "report" / "report.png").is_file():
         results.vocab_png = vocab / "report" / "report.png"
     if results.vocab_manifest is not None or results.vocab_report is not None:
-        status(StageStatus("vocab", vocab, _complete(vocab)))
+        status(StageStatus("vocab", vocab, is_complete(vocab)))
 
     pretrain = run / "pretrain"
     logs = [("model", pretrain)] + [(p.name, p) for p in subfolders(pretrain)
@@ -273,13 +264,13 @@ def collect_run(run_dir: Path) -> RunResults:
         if log_path.is_file() or isinstance(manifest, dict):
             records = read_train_log(log_path) if log_path.is_file() else []
             results.pretrain.append(TrainLog(name, folder, records, manifest if isinstance(manifest, dict) else None))
-            status(StageStatus("pretrain" if folder == pretrain else f"pretrain {name}", folder, _complete(folder)))
+            status(StageStatus("pretrain" if folder == pretrain else f"pretrain {name}", folder, is_complete(folder)))
 
     for folder in subfolders(run / "eval"):
         suite = _read_suite(folder)
         if suite is not None:
             results.evals.append(suite)
-            status(StageStatus(f"evaluate {suite.name}", folder, _complete(folder)))
+            status(StageStatus(f"evaluate {suite.name}", folder, is_complete(folder)))
 
     results.configs = {label: path.read_text(encoding="utf-8") for label, path in _config_files(run).items()}
     return results

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from ..artifact import is_complete as artifact_complete, write_manifest, writing
 from ..atomic import atomic_write_json, atomic_write_text, staging_dir
 from ..config import write_resolved
 from ..errors import ConfigError, UserError
@@ -40,17 +41,9 @@ from .suite import RETRIEVAL_KINDS, Suite, TaskSpec, load_suite
 from .summary import Metrics, markdown, metric_name, task_summary
 from .tasks import TaskData, load_task
 
-MANIFEST = "manifest.json"
-
-
 def is_complete(out_dir: Path) -> bool:
     """True when `out_dir` holds a finished evaluation (its manifest says so)."""
-    manifest = Path(out_dir) / MANIFEST
-    try:
-        return bool(json.loads(manifest.read_text(encoding="utf-8")).get("complete")) \
-            and (Path(out_dir) / "metrics.json").is_file()
-    except (OSError, json.JSONDecodeError):
-        return False
+    return artifact_complete(out_dir, "metrics.json")
 
 
 def resolve_device(name: str) -> str:
@@ -116,8 +109,9 @@ def evaluate(model_dirs: dict[str, Path] | Path | list | None, suite_path: Path,
     if settings.threads:
         torch.set_num_threads(settings.threads)
     try:
-        report = _run(checkpoints, tokenizers, suite, suite_path, specs, data, seeds, device, analysis,
-                      out_dir, settings, tracker, started)
+        with writing(out_dir):
+            report = _run(checkpoints, tokenizers, suite, suite_path, specs, data, seeds, device, analysis,
+                          out_dir, settings, tracker, started)
     finally:
         torch.set_num_threads(threads)
     _print_summary(out_dir, report["summary"], time.perf_counter() - started)
@@ -164,7 +158,7 @@ def _run(checkpoints: list[Checkpoint], tokenizers: dict, suite: Suite, suite_pa
         report = _write_outputs(stage, suite, specs, seeds, results, checkpoints)
         write_resolved(stage, {"evaluate": settings, "suite": suite, "seeds": seeds, "device": device,
                                "models": originals})
-        atomic_write_json(stage / MANIFEST, {
+        write_manifest(stage, {
             "complete": True, "stage": "evaluate", "suite": str(suite_path.resolve()),
             "source": suite.source, "seeds": seeds, "device": device, "models": originals,
             "tasks": {name: spec.kind for name, spec in specs.items()},

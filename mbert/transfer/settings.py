@@ -18,8 +18,8 @@ class EvaluateSettings:
     suite: Path = setting(DEFAULT_SUITE, path="file", help="evaluation suite (TOML)")
     seeds: list[int] = setting([], help="fine-tuning seeds; empty = the suite's seeds")
     tasks: list[str] = setting([], help="run only these tasks of the suite; empty = all")
-    device: str = setting("auto", help="torch device: auto (cuda when available), cpu, cuda, cuda:1, ...")
-    threads: int = setting(0, min=0, help="CPU threads for torch; 0 = torch's default (1 is fastest for "
+    device: str = setting("auto", runtime=True, help="torch device: auto (cuda when available), cpu, cuda, cuda:1, ...")
+    threads: int = setting(0, min=0, runtime=True, help="CPU threads for torch; 0 = torch's default (1 is fastest for "
                                           "tiny models on a busy machine)")
     max_train_examples: int | None = setting(None, min=1, help="cap on training examples per task (overrides the suite)")
     max_eval_examples: int | None = setting(None, min=1, help="cap on test examples per language (overrides the suite)")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import regex
 
+from ..artifact import writing
 from ..atomic import atomic_write_json, atomic_write_text
 from ..config import write_resolved
 from ..errors import UserError
@@ -56,13 +57,14 @@ def tokenizer_report(tokenizer_dir: Path, texts: dict[str, list[Path]] | Path, o
         "languages": results,
         "scripts": script_shares(tokenizer.get_vocab(), set(tokenizer.all_special_tokens)),
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "report.md", markdown(report))
-    plot(report, out_dir / "report.png")
-    write_resolved(out_dir, {"report": {"tokenizer": tokenizer_dir, "max_lines_per_language": max_lines_per_language,
-                                        "texts": texts if isinstance(texts, Path) else
-                                        {k: [str(p) for p in v] for k, v in texts.items()}}})
-    atomic_write_json(out_dir / "report.json", report)
+    with writing(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_dir / "report.md", markdown(report))
+        plot(report, out_dir / "report.png")
+        write_resolved(out_dir, {"report": {"tokenizer": tokenizer_dir, "max_lines_per_language": max_lines_per_language,
+                                            "texts": texts if isinstance(texts, Path) else
+                                            {k: [str(p) for p in v] for k, v in texts.items()}}})
+        atomic_write_json(out_dir / "report.json", report)
     if tracker is not None:
         columns, rows = table_rows(report)
         tracker.table("vocab/report", columns, rows)

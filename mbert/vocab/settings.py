@@ -23,14 +23,4 @@ class VocabSettings:
     sp_max_sentences: int = setting(10_000_000, min=1000,
                                     help="SentencePiece: sentences sampled (reservoir) for training; "
                                          "bounds its memory")
-    force: bool = setting(False, help="replace a different tokenizer already in the output folder")
-
-    def training_key(self) -> dict:
-        """The settings that change the trained vocabulary (what decides 'same tokenizer')."""
-        key = {"kind": self.kind, "size": self.size, "uncased": self.uncased}
-        if self.kind == "wordpiece":
-            key.update(min_frequency=self.min_frequency, limit_alphabet=self.limit_alphabet)
-        else:
-            key.update(sp_model_type=self.sp_model_type, character_coverage=self.character_coverage,
-                       sp_max_sentences=self.sp_max_sentences)
-        return key
+    force: bool = setting(False, runtime=True, help="replace a different tokenizer already in the output folder")

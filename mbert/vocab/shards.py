@@ -9,7 +9,6 @@ batch at a time, so memory does not grow with the corpus size.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -51,16 +50,6 @@ def _columns(shard: Shard, pf: pq.ParquetFile) -> list[str]:
         raise UserError(f"corpus shard {shard.path} has no column {missing[0]!r} (it has: "
                         f"{', '.join(sorted(names))}); expected the corpus stage's layout")
     return wanted
-
-
-def corpus_fingerprint(folder: CorpusFolder) -> str:
-    """Cheap identity of a corpus: shard names, sizes and row counts (from the Parquet footers)."""
-    digest = hashlib.sha256(folder.layout.encode())
-    for shard in folder.shards:
-        rows = _open(shard.path).metadata.num_rows
-        rel = shard.path.relative_to(folder.root).as_posix()
-        digest.update(f"{rel}\t{shard.path.stat().st_size}\t{rows}\n".encode())
-    return digest.hexdigest()[:16]
 
 
 def count_documents(folder: CorpusFolder) -> int:

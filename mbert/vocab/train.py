@@ -7,14 +7,15 @@ same settings on the same corpus, and refused otherwise unless `force` is set.""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Iterator
 
 from .. import __version__
-from ..atomic import atomic_write_json, staging_dir
+from ..artifact import differences, is_complete as artifact_complete, output_settings, read_manifest, \
+    write_manifest, writing
+from ..atomic import staging_dir
 from ..config import write_resolved
 from ..errors import ConfigError, UserError
 from ..fake import parse_fake_code
@@ -22,18 +23,15 @@ from ..progress import bar, info, is_quiet, summary
 from .sentencepiece_vocab import SPM_MODEL_FILE, to_fast_tokenizer, train_sentencepiece
 from .settings import VocabSettings
 from ..corpus.layout import CorpusFolder, find_corpus
-from .shards import ReadStats, corpus_fingerprint, count_documents, iter_line_batches
+from ..corpus.layout import corpus_fingerprint
+from .shards import ReadStats, count_documents, iter_line_batches
 from .special import SPECIAL_IDS
 from .tokenizer_files import save_tokenizer_folder
 from .wordpiece import train_wordpiece
 
-MANIFEST = "manifest.json"
-
-
 def is_complete(out_dir: Path) -> bool:
     """True when `out_dir` holds a finished vocabulary written by this stage."""
-    manifest = _read_manifest(Path(out_dir))
-    return bool(manifest and manifest.get("complete")) and (Path(out_dir) / "tokenizer.json").is_file()
+    return artifact_complete(out_dir, "tokenizer.json")
 
 
 def _refuse_fake_languages(folder: CorpusFolder) -> None:
@@ -55,7 +53,11 @@ def _refuse_fake_languages(folder: CorpusFolder) -> None:
 
 def train_vocab(corpus_dir: Path, out_dir: Path, settings: VocabSettings, tracker=None) -> dict:
     """Train the vocabulary described by `settings` on `corpus_dir`; returns the manifest."""
-    corpus_dir, out_dir = Path(corpus_dir), Path(out_dir)
+    with writing(out_dir):
+        return _train_vocab(Path(corpus_dir), Path(out_dir), settings, tracker)
+
+
+def _train_vocab(corpus_dir: Path, out_dir: Path, settings: VocabSettings, tracker) -> dict:
     if out_dir.resolve() == corpus_dir.resolve() or out_dir.resolve() in corpus_dir.resolve().parents:
         # the output folder is replaced whole: it must never hold the corpus
         raise UserError(f"output folder {out_dir} contains the corpus {corpus_dir}; choose another --out")
@@ -83,7 +85,7 @@ def train_vocab(corpus_dir: Path, out_dir: Path, settings: VocabSettings, tracke
             "size": settings.size,
             "vocab_size": tokenizer.get_vocab_size(),
             "uncased": settings.uncased,
-            "settings": settings.training_key(),
+            "settings": output_settings(settings),
             "special_tokens": SPECIAL_IDS,
             "corpus": str(corpus_dir.resolve()),
             "corpus_layout": folder.layout,
@@ -99,7 +101,7 @@ def train_vocab(corpus_dir: Path, out_dir: Path, settings: VocabSettings, tracke
             "mbert_version": __version__,
             "complete": True,
         }
-        atomic_write_json(stage / MANIFEST, manifest)  # last: marks the folder complete
+        write_manifest(stage, manifest)  # last: marks the folder complete
 
     if manifest["vocab_size"] < settings.size:
         info(f"note: the corpus supports only {manifest['vocab_size']:,} entries (asked for {settings.size:,}); "
@@ -191,17 +193,6 @@ def _check_size(vocab_size: int, settings: VocabSettings) -> None:
                         f"{len(SPECIAL_IDS)} special tokens); raise --size or set --limit-alphabet")
 
 
-def _read_manifest(out_dir: Path) -> dict | None:
-    path = out_dir / MANIFEST
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _check_output(out_dir: Path, settings: VocabSettings, fingerprint: str) -> dict | None:
     """The existing manifest when `out_dir` already holds this very vocabulary; None when training
     may go ahead; a UserError when it holds something else and `force` is not set."""
@@ -209,12 +200,14 @@ def _check_output(out_dir: Path, settings: VocabSettings, fingerprint: str) -> d
         raise UserError(f"output {out_dir} is a file; give a folder for the tokenizer")
     if not out_dir.exists() or not any(out_dir.iterdir()):
         return None
-    manifest = _read_manifest(out_dir)
-    if is_complete(out_dir) and manifest is not None:
-        if manifest.get("settings") == settings.training_key() and manifest.get("corpus_fingerprint") == fingerprint:
+    manifest = read_manifest(out_dir)
+    if is_complete(out_dir):
+        changed = differences(manifest.get("settings", {}), output_settings(settings))
+        if manifest.get("corpus_fingerprint") != fingerprint:
+            changed.append(f"trained on another corpus ({manifest.get('corpus')})")
+        if not changed:
             return manifest
-        what = (f"a different tokenizer ({manifest.get('kind')}, size {manifest.get('size')}, trained on "
-                f"{manifest.get('corpus')})")
+        what = f"a different tokenizer ({'; '.join(changed)})"
     else:
         what = "files that are not a complete mbert vocabulary"
     if settings.force:
