@@ -6,8 +6,8 @@ and inputs it was made from, and who may write it.
 - Settings fields are tagged once, in their dataclass (`setting(..., runtime=True)`): runtime-only
   fields (workers, device, logging and checkpoint intervals, W&B) never enter a fingerprint, so
   changing them never redoes, replaces or refuses work (`output_settings`, `differences`).
-- While a stage writes a folder it holds a lock beside it (`.NAME.lock`, `filelock`); a second
-  writer stops at once with one line naming the holder (`writing`).
+- While a stage writes a folder it holds a lock beside it (`.NAME.lock`, `filelock`, removed when
+  done); a second writer stops at once with one line naming the holder (`writing`).
 """
 
 from __future__ import annotations
@@ -124,12 +124,16 @@ def writing(folder: Path) -> Iterator[Path]:
         raise UserError(f"cannot write in {folder.parent} ({exc.strerror or exc}); choose another output "
                         f"folder or fix its permissions") from None
     try:
-        # who holds it, for the message above (a failed acquire does not truncate the file)
+        # who holds it, for the message above (filelock >= 4 does not truncate it on a failed acquire)
         program = "mbert" if sys.argv[0].endswith(("mbert", "__main__.py")) else Path(sys.argv[0]).name
         path.write_text(json.dumps({"pid": os.getpid(), "command": " ".join([program, *sys.argv[1:]]),
                                     "since": time.strftime("%Y-%m-%d %H:%M:%S")}), encoding="utf-8")
         yield folder
     finally:
+        # removed while still held (filelock then never hands the unlinked file to a waiting
+        # process), so no lock file is left behind
+        with contextlib.suppress(OSError):
+            path.unlink()
         lock.release()
 
 

@@ -258,6 +258,29 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(inputs, finished_run
         assert got["grad_norm"] == pytest.approx(ref["grad_norm"], rel=1e-5)
 
 
+def test_interrupted_run_resumes_after_a_runtime_change_and_stops_on_an_output_change(
+        inputs, finished_run, tmp_path):
+    """`mbert run` (resume=None) never deletes checkpoints: same output settings resume, others stop."""
+    corpus, vocab = inputs
+    reference = {r["step"]: r for r in read_log(finished_run[0])}
+    out = tmp_path / "pretrain"
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(corpus, vocab, out, tiny_settings(), tracker=InterruptAt(5))
+    log = (out / "train_log.jsonl").read_text()
+    with pytest.raises(UserError, match=r"unfinished pretraining .*\(learning_rate = 0.001 there, 0.0005 here\)"):
+        pretrain(corpus, vocab, out, tiny_settings(learning_rate=5e-4))
+    assert (out / "checkpoints" / "step-3").is_dir() and (out / "train_log.jsonl").read_text() == log
+    # only runtime settings differ (logging, evaluation and checkpoint intervals): it resumes at step 3
+    pretrain(corpus, vocab, out, tiny_settings(log_every=2, eval_every=2, checkpoint_every=2))
+    resumed = read_log(out)
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4, 6] and is_complete(out)
+    for record in resumed:
+        assert record["loss"] == pytest.approx(reference[record["step"]]["loss"], rel=1e-6), record["step"]
+    # a finished run with the same output settings is kept as it is
+    again = pretrain(corpus, vocab, out, tiny_settings(log_every=3))
+    assert read_log(out) == resumed and again["steps"] == 6
+
+
 def test_resume_refuses_checkpoint_of_another_model(data_dir, inputs, finished_run, tmp_path):
     corpus, vocab = inputs
     out = tmp_path / "copy"
@@ -460,10 +483,14 @@ def test_rerun_finishes_a_run_stopped_after_its_last_checkpoint(inputs, finished
     assert is_complete(out) and (out / "model" / "config.json").is_file()
     assert (out / "train_log.jsonl").read_text() == before  # nothing was trained again
     assert result["final_loss"] == pytest.approx(finished_run[1]["final_loss"])
-    # other settings: the old run is replaced, not continued; the token store can be shared
+    # other output settings: the finished run is kept and the differences named, until asked to replace
     shared = finished_run[0] / "data" / "store"
     stamp = (shared / "store.json").stat().st_mtime_ns
-    pretrain(corpus, vocab, out, tiny_settings(steps=2, learning_rate=5e-4, token_store=shared))
+    other = tiny_settings(steps=2, learning_rate=5e-4, token_store=shared)
+    with pytest.raises(UserError, match=r"learning_rate = 0.001 there, 0.0005 here; steps = 6 there, 2 here.*--force"):
+        pretrain(corpus, vocab, out, other)
+    assert is_complete(out) and (out / "train_log.jsonl").read_text() == before
+    pretrain(corpus, vocab, out, other, replace=True)
     assert [r["step"] for r in read_log(out)] == [1, 2]
     assert (shared / "store.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
 
