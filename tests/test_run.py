@@ -67,7 +67,11 @@ def test_rerun_skips_complete_stages_and_redoes_what_changed(
     run_dir, _ = demo_run
     model = run_dir / "pretrain/mlm/model/model.safetensors"
     before = model.stat().st_mtime_ns
-    again = _run(run_dir, "--wandb", "off")  # the logging mode does not invalidate any stage
+    # runtime-only settings (logging, workers, devices, W&B) never invalidate a stage
+    runtime = ["corpus.workers=1", "corpus.chunk_mb=1", 'run.wandb_project="elsewhere"', "pretrain.log_every=3",
+               "pretrain.checkpoint_every=2", 'pretrain.device="cpu"', "pretrain.tokenize_workers=1",
+               "evaluate.threads=1", 'evaluate.device="cpu"', "report.wandb_artifacts=true"]
+    again = _run(run_dir, "--wandb", "off", *[arg for item in runtime for arg in ("--set", item)])
     for stage in STAGES:
         assert f"{stage} skipped" in again.stdout, again.stdout
     assert model.stat().st_mtime_ns == before
@@ -101,9 +105,34 @@ def test_a_pretraining_made_outside_the_run_is_used_and_never_replaced_silently(
     model = run_dir / "pretrain/mlm/model/model.safetensors"
     before = model.stat().st_mtime_ns
     other = _run(run_dir, "--wandb", "off", "--until", "pretrain", "--set", "pretrain.steps=9", check=False)
-    assert other.returncode == 1 and "did not make" in other.stderr and "steps = 8 there, 9 here" in other.stderr
+    assert other.returncode == 1 and "holds a finished pretraining" in other.stderr
+    assert "steps = 8 there, 9 here" in other.stderr and "--from pretrain" in other.stderr
     assert model.stat().st_mtime_ns == before and "pretrain" not in json.loads(state_path.read_text())
     same = _run(run_dir, "--wandb", "off", "--until", "pretrain", "--set", "pretrain.device=cpu")
     assert "pretrain" in json.loads(state_path.read_text())  # adopted: a runtime setting differs only
     assert model.stat().st_mtime_ns == before and "pretrain skipped" not in same.stdout
     assert "using the finished run" in same.stdout
+
+
+def test_an_upstream_change_never_replaces_a_pretraining_implicitly(
+        demo_run: tuple[Path, subprocess.CompletedProcess]) -> None:
+    run_dir, _ = demo_run
+    state_before = (run_dir / "run_state.json").read_text()
+    vocab = run_dir / "vocab/tokenizer.json"
+    before = vocab.stat().st_mtime_ns
+    changed = _run(run_dir, "--wandb", "off", "--set", "vocab.size=1400", check=False)
+    assert changed.returncode == 1 and changed.stderr.count("\n") == 1, changed.stderr
+    assert "vocab.size = 1500 there, 1400 here" in changed.stderr and "--from vocab" in changed.stderr
+    assert vocab.stat().st_mtime_ns == before and (run_dir / "run_state.json").read_text() == state_before
+
+
+def test_an_output_change_redoes_exactly_its_stage_and_those_after_it(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    _run(run_dir, "--wandb", "off", "--until", "vocab")
+    clean = (run_dir / "corpus/clean/manifest.json").stat().st_mtime_ns
+    vocab = json.loads((run_dir / "vocab/manifest.json").read_text())
+    redone = _run(run_dir, "--wandb", "off", "--until", "vocab", "--set", "sample.seed=5")
+    assert "(corpus skipped, sample " in redone.stdout and "vocab skipped" not in redone.stdout
+    assert (run_dir / "corpus/clean/manifest.json").stat().st_mtime_ns == clean
+    assert json.loads((run_dir / "corpus/mixture/manifest.json").read_text())["seed"] == 5
+    assert json.loads((run_dir / "vocab/manifest.json").read_text())["corpus_fingerprint"] != vocab["corpus_fingerprint"]

@@ -120,8 +120,8 @@ def extract_corpus(settings: CorpusSettings, out_dir: Path, tracker=None) -> dic
                           "[corpus] sources = {en = [\"...\"]} in the recipe")
     started = time.perf_counter()
     langs = {code: language(code) for code in settings.sources}  # unknown codes fail here, before any work
-    _check_writable(out_dir)
     with writing(out_dir):  # languages accumulate in one manifest: one writer at a time
+        _check_writable(out_dir)
         return _extract(settings, out_dir, langs, started, tracker)
 
 

@@ -76,6 +76,12 @@ def evaluate(model_dirs: dict[str, Path] | Path | list | None, suite_path: Path,
 
     `model_dirs`: a folder, or {name: folder}; a folder may be a pretrain output (its `model/` is
     used). Empty/None takes the suite's `models`. `settings` overrides seeds, tasks, device, caps."""
+    with writing(out_dir):
+        return _evaluate(model_dirs, Path(suite_path), Path(out_dir), settings, tracker)
+
+
+def _evaluate(model_dirs: dict[str, Path] | Path | list | None, suite_path: Path, out_dir: Path,
+              settings: EvaluateSettings | None, tracker) -> dict:
     started = time.perf_counter()
     settings = settings or EvaluateSettings(suite=Path(suite_path))
     suite_path = Path(suite_path)
@@ -109,9 +115,8 @@ def evaluate(model_dirs: dict[str, Path] | Path | list | None, suite_path: Path,
     if settings.threads:
         torch.set_num_threads(settings.threads)
     try:
-        with writing(out_dir):
-            report = _run(checkpoints, tokenizers, suite, suite_path, specs, data, seeds, device, analysis,
-                          out_dir, settings, tracker, started)
+        report = _run(checkpoints, tokenizers, suite, suite_path, specs, data, seeds, device, analysis,
+                      out_dir, settings, tracker, started)
     finally:
         torch.set_num_threads(threads)
     _print_summary(out_dir, report["summary"], time.perf_counter() - started)
