@@ -16,7 +16,7 @@ from mbert.corpus import dump, worker
 from mbert.corpus.extract import extract_corpus, is_complete, read_manifest
 from mbert.corpus.languages import registry
 from mbert.corpus.segment import Segmenter
-from mbert.corpus.settings import CorpusSettings
+from mbert.corpus.settings import CorpusSettings, DeclaredLanguage
 from mbert.corpus.wikitext import RESIDUE, Namespaces, WikitextCleaner, strip_spans
 from mbert.errors import ConfigError
 
@@ -266,3 +266,23 @@ def test_recipe_mode_all_languages_logs_to_tracker_and_loads_with_datasets(data_
     loaded = datasets.load_dataset("parquet", data_files=str(out / "kk" / "part-*.parquet"), split="train",
                                    cache_dir=str(tmp_path / "hf"))
     assert loaded.column_names == ["id", "title", "text"] and len(loaded) == manifest["languages"]["kk"]["documents"]
+
+
+def test_a_recipe_declares_languages_beyond_the_104(data_dir, tmp_path, capsys):
+    source = str(data_dir / "corpus" / "fo.txt")
+    out = tmp_path / "clean"
+    command = ["corpus", "extract", "--lang", "fo", "--source", source, "--out", str(out), "--wandb", "off",
+               "--workers", "1"]
+    assert main(command) == 2
+    assert "unknown language code 'fo'" in capsys.readouterr().err and not (out / "fo").exists()
+    assert main([*command, "--set", 'corpus.languages.fo={name = "Faroese", script = "latin"}']) == 2
+    assert "ISO 15924" in capsys.readouterr().err
+    assert main([*command, "--set", 'corpus.languages.fo={name = "Faroese", script = "Latn"}']) == 0
+    entry = read_manifest(out)["languages"]["fo"]
+    assert (entry["name"], entry["script"], entry["wiki"]) == ("Faroese", "Latn", "fo") and entry["documents"] > 0
+    # declaring one more language leaves the finished one as it is
+    part = out / "fo" / "part-00000.parquet"
+    stamp = part.stat().st_mtime_ns
+    declared = {"fo": DeclaredLanguage(name="Faroese", script="Latn"), "ug": DeclaredLanguage(name="Uyghur", script="Arab")}
+    extract_corpus(CorpusSettings(sources={"fo": [source]}, workers=1, languages=declared), out)
+    assert part.stat().st_mtime_ns == stamp

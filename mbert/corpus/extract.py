@@ -75,8 +75,9 @@ def _fingerprint(code: str, sources: list[Source], settings: CorpusSettings) -> 
     for source in sources:
         stat = os.stat(source.path) if source.kind != "hf" else None
         files.append([source.path, source.kind, stat.st_size if stat else 0, stat.st_mtime_ns if stat else 0])
-    cleaning = {k: v for k, v in output_settings(settings).items() if k != "sources"}  # sources: per language
-    return fingerprint(FORMAT, code, files, cleaning)
+    # sources and declared languages count for their own language only
+    cleaning = {k: v for k, v in output_settings(settings).items() if k not in ("sources", "languages")}
+    return fingerprint(FORMAT, code, files, cleaning, output_settings(settings.languages.get(code)))
 
 
 class _Language:
@@ -119,7 +120,8 @@ def extract_corpus(settings: CorpusSettings, out_dir: Path, tracker=None) -> dic
         raise ConfigError("corpus.sources is empty; give --lang CODE --source PATH, or list "
                           "[corpus] sources = {en = [\"...\"]} in the recipe")
     started = time.perf_counter()
-    langs = {code: language(code) for code in settings.sources}  # unknown codes fail here, before any work
+    declared = settings.declared_languages()
+    langs = {code: language(code, declared) for code in settings.sources}  # unknown codes fail here, before any work
     with writing(out_dir):  # languages accumulate in one manifest: one writer at a time
         _check_writable(out_dir)
         return _extract(settings, out_dir, langs, started, tracker)
@@ -233,7 +235,7 @@ def _publish(state: _Language, merged: dict, hashes: dict, entries: dict, out_di
         os.replace(target, old)
     os.replace(final, target)
     shutil.rmtree(old, ignore_errors=True)
-    lang = language(state.code)
+    lang = language(state.code, settings.declared_languages())
     units = list(state.unit_stats.values())
     skipped = {k: sum(u[k] for u in units) for k in ("namespace", "redirect", "disambiguation", "short")}
     filters = {k: sum(u["sentence_filter"][k] for u in units) for k in ("too_short", "too_long", "residue")}

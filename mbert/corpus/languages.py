@@ -54,8 +54,11 @@ def closest_codes(code: str, n: int = 3) -> list[str]:
     return list(dict.fromkeys(by_country + by_name + by_prefix + by_code))[:n]
 
 
-def language(code: str) -> Language:
-    """The registry entry for `code`, or a ConfigError suggesting the closest valid codes."""
+def language(code: str, declared: dict[str, Language] | None = None) -> Language:
+    """The entry for `code`: one `declared` in a recipe (`[corpus.languages]`) or the registry's;
+    otherwise a ConfigError suggesting the closest valid codes."""
+    if declared and code in declared:
+        return declared[code]
     langs = registry()
     if code in langs:
         return langs[code]
@@ -71,4 +74,5 @@ def language(code: str) -> Language:
     close = closest_codes(code)
     hint = ("did you mean " + " or ".join(f"{c!r} ({langs[c].name})" for c in close) + "? ") if close else ""
     raise ConfigError(f"unknown language code {code!r}; {hint}valid codes are the 104 mBERT languages "
-                      f"listed in {REGISTRY} and their fake copies (<code>-fake, <code>-fakeN)")
+                      f"listed in {REGISTRY}, their fake copies (<code>-fake, <code>-fakeN), and those a "
+                      f"recipe declares in [corpus.languages] ({code} = {{name = \"...\", script = \"Latn\"}})")

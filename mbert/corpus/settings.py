@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 from ..config import setting
 from ..errors import ConfigError
-from .languages import language
+from .languages import Language, language
+
+
+@dataclass
+class DeclaredLanguage:
+    """A language beyond the registry's 104 (`[corpus.languages.<code>]`), e.g. Faroese or Uyghur."""
+
+    name: str = setting(help="language name, e.g. Faroese")
+    script: str = setting(help="ISO 15924 script code of its text, e.g. Latn, Arab, Cyrl")
+    wiki: str = setting("", help="Wikipedia code (dumps are <wiki>wiki-*.xml.bz2); empty = the language code")
 
 
 @dataclass
@@ -26,20 +36,35 @@ class CorpusSettings:
                                        "[\"en-fake\"]: DIR/en-fake is DIR/en in a script no language uses")
     fake_word_order: Literal["same", "shuffled"] = setting(
         "same", help="shuffled: permute the words of each fake sentence (K et al. 2020's ablation)")
+    languages: dict[str, DeclaredLanguage] = setting(
+        {}, help="languages beyond the 104 of mBERT: code -> {name, script, wiki}; they take precedence "
+                 "over the registry's entry of the same code")
 
     def validate(self) -> None:
         if self.min_sentence_chars > self.max_sentence_chars:
             raise ConfigError(f"corpus.min_sentence_chars = {self.min_sentence_chars} is above "
                               f"corpus.max_sentence_chars = {self.max_sentence_chars}; lower it")
+        for code, declared in self.languages.items():
+            if not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]+)*", code):
+                raise ConfigError(f"corpus.languages.{code} is not a language code; use lower-case ISO 639 "
+                                  f"codes such as fo or ug (a suffix like -latn is allowed)")
+            if not re.fullmatch(r"[A-Z][a-z]{3}", declared.script):
+                raise ConfigError(f"corpus.languages.{code}.script = {declared.script!r} is not an ISO 15924 "
+                                  f"code; use four letters such as Latn, Arab, Cyrl or Hans")
+        declared = self.declared_languages()
         for code in self.fake:
-            if language(code).fake_of is None:
+            if language(code, declared).fake_of is None:
                 raise ConfigError(f"corpus.fake lists {code!r}, which is not a fake language code; "
                                   f"write <base>-fake or <base>-fakeN, e.g. en-fake")
         for code in self.sources:
-            if language(code).fake_of is not None:
+            if language(code, declared).fake_of is not None:
                 raise ConfigError(f"corpus.sources lists the fake language {code!r}; list it in "
                                   f"corpus.fake = [{code!r}] instead (it is made from "
-                                  f"{language(code).fake_of}'s clean text)")
+                                  f"{language(code, declared).fake_of}'s clean text)")
+
+    def declared_languages(self) -> dict[str, Language]:
+        return {code: Language(code=code, name=d.name, wiki=d.wiki or code, script=d.script, cased_only=False)
+                for code, d in self.languages.items()}
 
 
 @dataclass
