@@ -32,14 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _bench_pretrain(args: argparse.Namespace) -> int:
-    import torch
-
+    from .devices import resolve_device
     from .errors import ConfigError
     from .pretrain.bench import bench_pretrain, format_result
 
-    gpu = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda but no GPU is visible; use --device cpu")
+    gpu = resolve_device(args.device, "--device") == "cuda"
     for name in ("vocab_size", "seq_len", "batch_size", "steps"):
         value = getattr(args, name)
         if value is not None and value < 1:

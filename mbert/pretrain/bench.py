@@ -13,16 +13,11 @@ import time
 
 import torch
 
+from ..devices import resolve_device
 from .model import PRESETS, PretrainingModel, build_config, build_hf_model, check_can_compile, make_optimizer
 
 # dense bf16 peak FLOP/s by GPU name fragment (spec sheets, SXM parts)
 PEAK_BF16 = {"H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "L4": 121e12}
-
-
-def _device(choice: str) -> torch.device:
-    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 def _sync(device: torch.device) -> None:
@@ -108,7 +103,7 @@ def _flops_per_step(config, batch_size: int, seq_len: int, n_masked: int) -> flo
 def bench_pretrain(*, model: str = "base", vocab_size: int = 119547, seq_len: int = 128,
                    batch_size: int = 8, steps: int = 3, warmup: int = 1, device: str = "auto",
                    compile: bool = False, seed: int = 0) -> dict:
-    dev = _device(device)
+    dev = torch.device(resolve_device(device))
     if compile:
         check_can_compile(dev)
     config = build_config(PRESETS[model], vocab_size=vocab_size, pad_token_id=0, max_seq_length=seq_len)

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 
 from ..corpus.layout import CorpusFolder, Shard, corpus_fingerprint, find_corpus
 from ..artifact import fingerprint
+from ..tokenizer_folder import load_tokenizer as shared_load_tokenizer
 from ..errors import UserError
 
 
@@ -45,18 +46,7 @@ def iter_documents(shard: Shard, batch_rows: int = 256) -> Iterator[list[tuple[s
 
 def load_tokenizer(vocab_dir: Path):
     """The vocab stage's tokenizer; it must define the special tokens BERT pretraining needs."""
-    from transformers import AutoTokenizer
-
-    vocab_dir = Path(vocab_dir)
-    if not vocab_dir.is_dir():
-        raise UserError(f"vocab folder {vocab_dir} does not exist; pass the output of `mbert vocab` "
-                        f"with --vocab")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(vocab_dir))
-    except Exception as exc:  # many failure types: missing files, bad JSON, unknown class
-        raise UserError(f"vocab folder {vocab_dir} does not hold a tokenizer that AutoTokenizer "
-                        f"loads ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-                        f"run `mbert vocab` to build one") from None
+    tokenizer = shared_load_tokenizer(vocab_dir, hint="pass the output of `mbert vocab train` with --vocab")
     missing = [name for name in ("pad", "cls", "sep", "mask", "unk")
                if getattr(tokenizer, f"{name}_token_id", None) is None]
     if missing:

@@ -121,11 +121,3 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float, device: tor
     for-each implementation on a 120k x hidden embedding matrix."""
     return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, 0.999), eps=1e-6,
                              fused=device.type in ("cuda", "cpu"))
-
-
-def linear_schedule(optimizer, warmup: int, total: int):
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        return max(0.0, (total - step) / max(1, total - warmup))
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

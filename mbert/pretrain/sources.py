@@ -3,12 +3,11 @@ from line-aligned parallel files)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from ..errors import UserError
 from ..fake import fake_text, parse_fake_code
+from ..textfiles import read_lines
 from . import instances as I
 from .settings import PretrainSettings
 
@@ -46,17 +45,6 @@ class Source:
     def __init__(self, name: str, tokens: np.ndarray, instances: np.ndarray, seed: int) -> None:
         self.name, self.tokens, self.instances = name, tokens, instances
         self.order = Order(len(instances), seed, OBJECTIVES[name])
-
-
-def read_lines(path: Path) -> list[str]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"TLM file {path} cannot be read as UTF-8 text ({exc}); check the path") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return lines
 
 
 def tlm_source(settings: PretrainSettings, tokenizer, languages: list[str]) -> Source | None:

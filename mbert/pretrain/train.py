@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,8 +22,9 @@ import torch
 
 from ..artifact import differences, fingerprint, is_complete as artifact_complete, output_settings, \
     read_manifest, write_manifest, writing
-from ..atomic import atomic_write_text, staging_dir
+from ..atomic import atomic_file, atomic_write_text, staging_dir
 from ..config import to_plain, write_resolved
+from ..devices import resolve_device
 from ..errors import UserError
 from ..progress import bar, info, summary
 from . import instances as I
@@ -34,8 +34,8 @@ from .checkpoint import checkpoint_dirs, load_checkpoint, rng_state, save_checkp
 from ..corpus.layout import find_corpus
 from .inputs import continuation_table, input_fingerprint, load_tokenizer, vocab_fingerprint
 from .distributed import Distributed
-from .model import (PretrainingModel, build_config, build_hf_model, check_can_compile, linear_schedule,
-                    make_optimizer, run_batch)
+from ..schedule import linear_schedule
+from .model import PretrainingModel, build_config, build_hf_model, check_can_compile, make_optimizer, run_batch
 from .settings import PretrainSettings
 from .sources import OBJECTIVES, Source, tlm_source
 from .token_store import TokenStore, build_token_store, is_store_complete
@@ -52,13 +52,6 @@ def holds_run(out_dir: Path) -> bool:
 
 def is_complete(out_dir: Path) -> bool:
     return artifact_complete(out_dir)
-
-
-def uses_cuda(device: str) -> bool:
-    """Whether `pretrain.device` means the GPU."""
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("pretrain.device = 'cuda' but no GPU is visible; use device = 'auto' or 'cpu'")
-    return device == "cuda" or (device == "auto" and torch.cuda.is_available())
 
 
 def run_differences(out_dir: Path, corpus_dir: Path, vocab_dir: Path, settings: PretrainSettings,
@@ -105,7 +98,7 @@ class Trainer:
         self.log_path = self.out / "train_log.jsonl"
         # W&B keys: `pretrain/loss`, or `pretrain/<variant>/loss` for `mbert run` variants
         self.metric_prefix = "pretrain" if self.out.name == "pretrain" else f"pretrain/{self.out.name}"
-        use_cuda = uses_cuda(settings.device)
+        use_cuda = resolve_device(settings.device, "pretrain.device") == "cuda"
         self.device = torch.device(f"cuda:{dist.local_rank}" if use_cuda else "cpu")
         if use_cuda:
             torch.cuda.set_device(self.device)
@@ -195,10 +188,8 @@ class Trainer:
             train = I.build_instances(self.store, train_docs, s.max_seq_length, s.short_seq_prob,
                                       s.nsp, rng)
             held = I.build_instances(self.store, held_docs, s.max_seq_length, 0.0, False, rng)
-            tmp = cache.with_name(f".{cache.name}.tmp.npz")
-            cache.parent.mkdir(parents=True, exist_ok=True)  # absent when the token store lives elsewhere
-            np.savez(tmp, train=train, heldout=held)
-            os.replace(tmp, cache)
+            with atomic_file(cache, "wb") as handle:
+                np.savez(handle, train=train, heldout=held)
         self.dist.barrier()
         with np.load(cache) as arrays:
             train, held = arrays["train"], arrays["heldout"]
@@ -561,7 +552,7 @@ def pretrain(corpus_dir: Path, vocab_dir: Path, out_dir: Path, settings: Pretrai
     (`redo_hint` is the option the message offers). `replace` starts afresh whatever `out_dir`
     holds. Under torchrun every process calls this; only rank 0 writes files (and holds the lock
     on `out_dir`)."""
-    dist = Distributed(cuda=uses_cuda(settings.device))
+    dist = Distributed(cuda=resolve_device(settings.device, "pretrain.device") == "cuda")
     try:
         with contextlib.ExitStack() as lock:
             error = None

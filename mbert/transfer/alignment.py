@@ -31,7 +31,8 @@ import torch
 
 from ..errors import UserError
 from ..progress import bar, info, summary
-from .retrieval import encoder_of, read_lines
+from ..textfiles import read_lines
+from .retrieval import encoder_of
 
 
 @dataclass

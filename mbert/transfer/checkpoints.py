@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import UserError
+from ..tokenizer_folder import load_tokenizer as shared_load_tokenizer
 
 RANDOM_INIT = "random-init"
 # Checkpoints may pad the embedding matrix past the tokenizer's size (a multiple of 8/64/128 is
@@ -94,14 +95,8 @@ def name_models(model_dirs: dict[str, Path] | Path | list) -> list[Checkpoint]:
 
 
 def load_tokenizer(folder: Path):
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(str(folder))
-    except (OSError, ValueError, TypeError) as exc:
-        raise UserError(f"cannot load a tokenizer from {folder} ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''}); the checkpoint folder must "
-                        "hold its tokenizer (save it with tokenizer.save_pretrained)") from None
+    return shared_load_tokenizer(folder, hint="the checkpoint folder must hold its tokenizer (save it with "
+                                              "tokenizer.save_pretrained)")
 
 
 def check_checkpoint(checkpoint: Checkpoint):
@@ -139,10 +134,8 @@ def make_aligned(checkpoint: Checkpoint, out_dir: Path, *, parallel: list[tuple[
                  learning_rate: float, batch_size: int, regularize: bool, max_pairs: int | None,
                  device: str, seed: int) -> tuple[Checkpoint, dict]:
     """Alignment fine-tuning of the encoder on parallel text, saved as a new checkpoint folder."""
-    try:
-        from .alignment import align_model
-    except ImportError as exc:
-        raise UserError(f"alignment fine-tuning is not available ({exc}); set alignment.enabled = false") from None
+    from .alignment import align_model
+
     missing = [str(p) for pair in parallel for p in pair if not Path(p).is_file()]
     if missing:
         raise UserError(f"alignment: missing parallel file(s): {', '.join(missing)}")

@@ -29,6 +29,7 @@ import torch
 from ..artifact import is_complete as artifact_complete, write_manifest, writing
 from ..atomic import atomic_write_json, atomic_write_text, staging_dir
 from ..config import write_resolved
+from ..devices import resolve_device
 from ..errors import ConfigError, UserError
 from ..progress import info, summary
 from .checkpoints import (RANDOM_INIT, Checkpoint, check_checkpoint, load_encoder, make_aligned,
@@ -44,18 +45,6 @@ from .tasks import TaskData, load_task
 def is_complete(out_dir: Path) -> bool:
     """True when `out_dir` holds a finished evaluation (its manifest says so)."""
     return artifact_complete(out_dir, "metrics.json")
-
-
-def resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"device = {name!r} is not a torch device; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device = {name!r} but no CUDA GPU is available here; use device = \"cpu\"")
-    return name
 
 
 def _wants_random_init(settings: EvaluateSettings, suite: Suite) -> bool:
@@ -99,7 +88,7 @@ def _evaluate(model_dirs: dict[str, Path] | Path | list | None, suite_path: Path
                             f"rename the reference")
         checkpoints.append(reference)
     tokenizers = {c.name: check_checkpoint(c) for c in checkpoints}
-    device = resolve_device(settings.device)
+    device = resolve_device(settings.device, "evaluate.device")
     _check_depth(checkpoints, suite, specs)
     data = _load_all(suite, specs, settings)
     _check_unseen(checkpoints, suite, specs, settings.max_eval_examples)
@@ -212,10 +201,8 @@ def _check_depth(checkpoints: list[Checkpoint], suite: Suite, specs: dict[str, T
 
 def _check_retrieval(suite: Suite, name: str, spec: TaskSpec) -> list[str]:
     """Every language of a retrieval task has its files (read one sentence of each, up front)."""
-    try:
-        from . import retrieval
-    except ImportError as exc:
-        return [f"task {name}: retrieval tasks are not available ({exc})"]
+    from . import retrieval
+
     if spec.text:
         try:
             retrieval.fake_pairs(suite.task_path(spec.text, suite.source), list(spec.languages), 1)
@@ -362,10 +349,8 @@ def _retrieval(checkpoint: Checkpoint, tokenizer, suite: Suite, name: str, spec:
                max_sentences: int | None, prediction_dirs: list[Path], label_dir: Path) -> dict[str, dict]:
     """Retrieval scores per language; prediction and gold files in XTREME's layout (Tatoeba: the
     retrieved English index per line, xx->en; BUCC: `source id<TAB>target id` per mined pair)."""
-    try:
-        from . import retrieval
-    except ImportError as exc:
-        raise UserError(f"retrieval tasks are not available ({exc}); remove the {spec.kind} task") from None
+    from . import retrieval
+
     model = load_encoder(checkpoint.path, device)
     common = dict(layer=spec.layer, batch_size=hyper.eval_batch_size, max_length=hyper.max_length, device=device)
     folder = suite.data / spec.folder
@@ -436,11 +421,8 @@ def _analysis_folder(suite: Suite) -> Path:
 
 
 def _analyse(suite: Suite, checkpoint: Checkpoint, tokenizer, device: str, out: Path) -> None:
-    try:
-        from .neutrality import analyse_language_neutrality
-    except ImportError as exc:
-        raise UserError(f"the language-neutrality analysis is not available ({exc}); "
-                        "set analysis.enabled = false") from None
+    from .neutrality import analyse_language_neutrality
+
     spec = suite.analysis
     languages = _analysis_languages(suite)
     model = load_encoder(checkpoint.path, device)

@@ -18,6 +18,7 @@ import torch
 
 from ..errors import UserError
 from ..progress import bar
+from ..schedule import linear_schedule
 from .checkpoints import quiet_transformers
 from .readers import SentencePair, TaggedSentence
 from .scoring import score
@@ -211,9 +212,7 @@ def fine_tune(model_dir: Path, task: TaskData, tokenizer, hyper: HyperParameters
     steps_per_epoch = math.ceil(len(train) / hyper.batch_size)
     total = steps_per_epoch * hyper.epochs
     warmup = int(total * hyper.warmup_ratio)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: (step + 1) / (warmup + 1) if step < warmup
-        else max(0.0, (total - step) / max(1, total - warmup)))
+    schedule = linear_schedule(optimizer, warmup, total)
     order_rng = random.Random(seed)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     dev_gold = gold_labels(task, task.dev)

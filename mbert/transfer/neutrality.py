@@ -14,13 +14,11 @@ Outputs in `out_dir`: `centroids.png`, `retrieval_by_layer.png` and, written las
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write_json
+from ..atomic import atomic_file, atomic_write_json
 from ..errors import UserError
 from ..progress import summary
 from .retrieval import (center_vectors, encode_sentences, num_layers, read_tatoeba, tatoeba_scores)
@@ -40,17 +38,8 @@ def pca_2d(points: np.ndarray) -> tuple[np.ndarray, list[float]]:
 
 def _save_figure(figure, path: Path) -> None:
     """Write a PNG under a temporary name, then rename, so a half-written image never appears."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            figure.savefig(handle, format="png", dpi=120, bbox_inches="tight")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=120, bbox_inches="tight")
 
 
 def _plot_centroids(centroids: dict[str, list[float]], variance: list[float], layer: int, path: Path) -> None:

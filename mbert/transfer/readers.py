@@ -7,14 +7,12 @@ split on "\\n" only: real sentences contain U+2028 and other characters `str.spl
 
 from __future__ import annotations
 
-import bz2
-import gzip
-import lzma
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import UserError
+from ..textfiles import read_lines
 
 
 @dataclass(frozen=True)
@@ -28,26 +26,6 @@ class SentencePair:
     first: str
     second: str
     label: str
-
-
-def read_text(path: Path) -> str:
-    """The whole file as text, decompressing by suffix."""
-    path = Path(path)
-    opener = {".xz": lzma.open, ".bz2": bz2.open, ".gz": gzip.open}.get(path.suffix)
-    try:
-        if opener is not None:
-            with opener(path, "rt", encoding="utf-8", newline="") as handle:
-                return handle.read()
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"data file {path} does not exist; check the task's paths in the suite") from None
-    except (UnicodeDecodeError, lzma.LZMAError, OSError, EOFError) as exc:
-        raise UserError(f"cannot read {path} as UTF-8 text ({exc}); is the file complete?") from None
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    for number, line in enumerate(read_text(path).split("\n"), start=1):
-        yield number, line.rstrip("\r")
 
 
 def read_conllu(path: Path) -> list[TaggedSentence]:
@@ -87,7 +65,7 @@ def _read_columns(path: Path, *, form_column: int, tag_column: int, columns: int
 def _sentence_blocks(path: Path) -> Iterator[list[tuple[int, str]]]:
     """(line number, line) groups separated by blank lines: one sentence each."""
     block: list[tuple[int, str]] = []
-    for number, line in _lines(path):
+    for number, line in enumerate(read_lines(path), start=1):
         if line.strip():
             block.append((number, line))
         elif block:
@@ -118,7 +96,7 @@ def read_xtreme_tags(path: Path) -> list[TaggedSentence]:
 def read_pairs(path: Path) -> list[SentencePair]:
     """XNLI / PAWS-X in XTREME layout: `sentence1<TAB>sentence2<TAB>label`, no header."""
     pairs: list[SentencePair] = []
-    for number, line in _lines(path):
+    for number, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             continue
         fields = line.split("\t")

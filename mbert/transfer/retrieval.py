@@ -15,7 +15,6 @@ the 8th of mBERT's 12 layers (`layer=8` here), where cross-lingual similarity pe
 
 from __future__ import annotations
 
-import lzma
 import re
 from pathlib import Path
 from typing import Sequence
@@ -26,7 +25,7 @@ import torch
 from ..errors import UserError
 from ..fake import fake_text, parse_fake_code
 from ..progress import bar
-from .readers import read_text
+from ..textfiles import read_lines
 
 # ISO 639-1 / Wikipedia code -> LASER's ISO 639-3 code in the Tatoeba file names (XTREME's 36 + more).
 TATOEBA_ISO3: dict[str, str] = {
@@ -43,18 +42,6 @@ TATOEBA_ISO3: dict[str, str] = {
 _ISO1 = {iso3: iso1 for iso1, iso3 in TATOEBA_ISO3.items() if iso1 != "no"}
 
 BUCC_MARGIN_K = 4
-
-
-# ----------------------------------------------------------------------------- text files
-
-def read_lines(path: Path) -> list[str]:
-    """Lines of a UTF-8 (optionally .xz) file, split on "\\n" only; a final empty line is dropped."""
-    opener = lzma.open if path.suffix == ".xz" else open
-    with opener(path, "rt", encoding="utf-8", newline="") as handle:
-        lines = handle.read().split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line.rstrip("\r") for line in lines]
 
 
 def tatoeba_languages(data_dir: Path) -> list[str]:
@@ -204,10 +191,10 @@ def evaluate_tatoeba(model, tokenizer, data_dir: Path, languages: list[str], *, 
 
 def read_sentences(path: Path) -> list[str]:
     """Sentences of a CoNLL-U file (its `# text = ` lines) or of a text file (one per non-blank line)."""
-    lines = read_text(path).split("\n")
+    lines = read_lines(path)
     if Path(path).name.removesuffix(".xz").removesuffix(".bz2").removesuffix(".gz").endswith(".conllu"):
         return [line[len("# text = "):].strip() for line in lines if line.startswith("# text = ")]
-    return [line.rstrip("\r") for line in lines if line.strip()]
+    return [line for line in lines if line.strip()]
 
 
 def fake_pairs(path: Path, languages: list[str], max_sentences: int | None = None

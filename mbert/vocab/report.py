@@ -25,6 +25,7 @@ from ..config import write_resolved
 from ..errors import UserError
 from ..fake import base_language
 from ..progress import bar, summary
+from ..tokenizer_folder import load_tokenizer
 from .scripts import entry_script
 from .texts import read_languages
 
@@ -42,7 +43,7 @@ def tokenizer_report(tokenizer_dir: Path, texts: dict[str, list[Path]] | Path, o
     tokenizer_dir, out_dir = Path(tokenizer_dir), Path(out_dir)
     if max_lines_per_language is not None and max_lines_per_language < 1:
         raise UserError(f"max lines per language must be at least 1, not {max_lines_per_language}")
-    tokenizer = load_tokenizer(tokenizer_dir)
+    tokenizer = _fast_tokenizer(tokenizer_dir)
     languages = read_languages(texts, max_lines_per_language)
     backend = tokenizer.backend_tokenizer
     unk_id = tokenizer.unk_token_id
@@ -77,18 +78,9 @@ def tokenizer_report(tokenizer_dir: Path, texts: dict[str, list[Path]] | Path, o
     return report
 
 
-def load_tokenizer(tokenizer_dir: Path):
-    from transformers import AutoTokenizer  # slow import: only when used
-
-    if not tokenizer_dir.is_dir():
-        raise UserError(f"tokenizer folder {tokenizer_dir} does not exist; give a folder that "
-                        "AutoTokenizer.from_pretrained loads (e.g. the output of `mbert vocab train`)")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    except Exception as exc:  # transformers raises many types here; all mean "not a tokenizer folder"
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        raise UserError(f"cannot load a tokenizer from {tokenizer_dir} ({type(exc).__name__}: {reason}); give a "
-                        "folder with tokenizer.json, or vocab.txt plus tokenizer_config.json") from None
+def _fast_tokenizer(tokenizer_dir: Path):
+    tokenizer = load_tokenizer(tokenizer_dir, hint="give a folder with tokenizer.json, or vocab.txt plus "
+                               "tokenizer_config.json (e.g. the output of `mbert vocab train`)")
     if not getattr(tokenizer, "is_fast", False) or getattr(tokenizer, "backend_tokenizer", None) is None:
         raise UserError(f"{tokenizer_dir} loads only as a slow tokenizer; the report needs a fast one "
                         "(a tokenizer.json, or a vocab.txt that transformers converts)")
