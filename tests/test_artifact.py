@@ -119,9 +119,9 @@ def held(tmp_path: Path) -> typing.Iterator[tuple[Path, subprocess.Popen]]:
         holder.wait()
 
 
-def test_a_second_writer_gets_one_line_naming_the_holder(held, tmp_path: Path, data_dir: Path, capsys) -> None:
+def test_a_second_writer_gets_one_line_naming_the_holder(held, tmp_path: Path, capsys) -> None:
     folder, holder = held
-    text = str(data_dir / "corpus" / "kk.txt")
+    text = str(tmp_path / "kk.txt")  # never read: the lock is taken before any input is
     commands = [
         ["corpus", "extract", "--lang", "kk", "--source", text, "--out", str(folder), "--wandb", "off"],
         ["corpus", "sample", "--clean", str(tmp_path), "--out", str(folder), "--wandb", "off"],

@@ -18,7 +18,7 @@ _COUNTRY_CODES = {"jp": "ja", "gr": "el", "cn": "zh", "tw": "zh-hant", "dk": "da
                   "kr": "ko", "cz": "cs", "ee": "et", "ir": "fa", "il": "he", "in": "hi", "vn": "vi",
                   "br": "pt", "rs": "sr", "si": "sl", "al": "sq", "by": "be", "gb": "en", "us": "en"}
 
-REGISTRY = Path(__file__).resolve().parents[2] / "corpora" / "languages.toml"
+REGISTRY = Path(__file__).resolve().parents[1] / "data" / "languages.toml"  # corpora/languages.toml, as package data
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ from pathlib import Path
 
 from ..config import setting
 
-DEFAULT_SUITE = Path(__file__).resolve().parents[2] / "eval" / "default.toml"  # the data-kit suite
+# the data-kit suite, eval/default.toml, shipped as package data (its `data` defaults to ../shared/data
+# beside a source checkout; set MBERT_DATA elsewhere)
+DEFAULT_SUITE = Path(__file__).resolve().parents[1] / "data" / "default.toml"
 
 
 @dataclass
