@@ -145,8 +145,10 @@ def _run_stages(recipe: Recipe, layout: RunLayout, redo_from: str | None, until:
             if settings.token_store is None and len(variants) > 1:
                 # variants read the same mixture with the same vocabulary: tokenize it once
                 settings = dataclasses.replace(settings, token_store=layout.root / "pretrain" / "token_store")
+            # W&B keys: `pretrain/loss`, or `pretrain/<variant>/loss` when variants train side by side
             pretrain(layout.mixture, layout.vocab, model_dirs[name], settings, t, replace=replace,
-                     redo_hint="--from pretrain")
+                     redo_hint="--from pretrain",
+                     metric_prefix="pretrain" if len(variants) == 1 else f"pretrain/{name}")
 
     actions: dict[str, Callable[[Tracker], object]] = {
         "corpus": lambda t: extract_corpus(recipe.corpus, layout.clean, t),

@@ -31,7 +31,7 @@ from . import instances as I
 from .batching import Batch, Vocabulary, make_batch
 from .card import model_card
 from .checkpoint import checkpoint_dirs, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from ..corpus.layout import find_corpus
+from ..corpus.layout import CorpusFolder, find_corpus
 from .inputs import continuation_table, input_fingerprint, load_tokenizer, vocab_fingerprint
 from .distributed import Distributed
 from ..schedule import linear_schedule
@@ -41,6 +41,8 @@ from .sources import OBJECTIVES, Source, tlm_source
 from .token_store import TokenStore, build_token_store, is_store_complete
 
 HELDOUT_SALT = 99
+# what a step adds up over micro-batches and processes, kept in one tensor (one device-to-host copy)
+STEP_SUMS = ("mlm_loss_sum", "mlm_correct", "nsp_loss_sum", "nsp_correct")
 
 
 def holds_run(out_dir: Path) -> bool:
@@ -79,6 +81,52 @@ def run_differences(out_dir: Path, corpus_dir: Path, vocab_dir: Path, settings: 
     return found_differences
 
 
+def claim_out_dir(out: Path, corpus_dir: Path, vocab_dir: Path, settings: PretrainSettings, inputs: str, *,
+                  resume: bool | None, replace: bool, redo_hint: str, dist: Distributed) -> tuple[bool, dict | None]:
+    """Decide what an existing `out` means: (whether to resume from its checkpoints, the manifest of
+    a finished run that already is what was asked for). replace=True: start afresh; resume=True:
+    continue it; False: refuse to touch it; None (`mbert run`, the Python API default): use or
+    continue a run with the same output settings and inputs, and refuse any other (never deleted
+    implicitly; `redo_hint` names the option that replaces it)."""
+    complete = is_complete(out)
+    earlier = holds_run(out)
+    found = run_differences(out, corpus_dir, vocab_dir, settings, inputs) \
+        if earlier and resume is None and not replace else None
+    dist.barrier()  # every process has looked before the first one changes anything
+    if not earlier:
+        return bool(resume), None
+    if replace:
+        if dist.main:
+            info(f"{out} holds a pretraining run: replacing it, as asked")
+            (out / "manifest.json").unlink(missing_ok=True)  # first: no longer looks complete
+            for name in ("checkpoints", "model"):
+                shutil.rmtree(out / name, ignore_errors=True)
+            (out / "train_log.jsonl").unlink(missing_ok=True)
+        dist.barrier()
+        return False, None
+    if resume is False:
+        raise UserError(f"{out} already holds a pretraining run; pass --resume to continue "
+                        f"it, --force to replace it, or choose another --out")
+    if resume is None:
+        if found:
+            what = "a finished pretraining" if complete else "an unfinished pretraining"
+            raise UserError(f"{out} holds {what} with other output settings or inputs "
+                            f"({'; '.join(found)}); it is kept: make the settings match to "
+                            f"{'use' if complete else 'resume'} it, pass {redo_hint} to replace "
+                            f"it, or choose another output folder")
+        if complete:
+            return False, read_manifest(out)
+        return found is not None, None  # checkpoints to continue, or only a log to restart
+    if complete:
+        done = read_manifest(out).get("steps", 0)
+        if done >= settings.steps:
+            raise UserError(f"{out} already holds a finished run of {done} steps; raise "
+                            f"--steps to train further or choose another --out")
+        if dist.main:
+            (out / "manifest.json").unlink()  # training on: the run is no longer complete
+    return True, None
+
+
 # ----------------------------------------------------------------------------- trainer
 
 class NonFiniteLoss(UserError):
@@ -88,16 +136,16 @@ class NonFiniteLoss(UserError):
 class Trainer:
     """One pretraining run: prepare data and model, restore, loop, write the output."""
 
-    def __init__(self, corpus_dir: Path, vocab_dir: Path, out_dir: Path, settings: PretrainSettings,
-                 tracker, resume: bool | None, dist: Distributed, replace: bool = False,
-                 redo_hint: str = "--force") -> None:
-        self.corpus_dir, self.vocab_dir, self.out = Path(corpus_dir), Path(vocab_dir), Path(out_dir)
-        self.s, self.tracker, self.resume, self.dist = settings, tracker, resume, dist
-        self.replace, self.redo_hint = replace, redo_hint
+    def __init__(self, corpus: CorpusFolder, vocab_dir: Path, tokenizer, out_dir: Path,
+                 settings: PretrainSettings, tracker, dist: Distributed, metric_prefix: str = "pretrain") -> None:
+        self.corpus, self.corpus_dir, self.vocab_dir, self.out = corpus, corpus.root, Path(vocab_dir), Path(out_dir)
+        self.tokenizer, self.vocab_fp = tokenizer, vocab_fingerprint(tokenizer)
+        self.inputs = input_fingerprint(corpus, tokenizer)
+        self.s, self.tracker, self.dist = settings, tracker, dist
+        self.resume = False
         self.ckpt_root = self.out / "checkpoints"
         self.log_path = self.out / "train_log.jsonl"
-        # W&B keys: `pretrain/loss`, or `pretrain/<variant>/loss` for `mbert run` variants
-        self.metric_prefix = "pretrain" if self.out.name == "pretrain" else f"pretrain/{self.out.name}"
+        self.metric_prefix = metric_prefix
         use_cuda = resolve_device(settings.device, "pretrain.device") == "cuda"
         self.device = torch.device(f"cuda:{dist.local_rank}" if use_cuda else "cpu")
         if use_cuda:
@@ -111,57 +159,6 @@ class Trainer:
         self.per_rank = micro // dist.world
 
     # ------------------------------------------------------------------ preparation
-
-    def prepare_inputs(self) -> None:
-        self.corpus = find_corpus(self.corpus_dir)
-        self.tokenizer = load_tokenizer(self.vocab_dir)
-        self.vocab_fp = vocab_fingerprint(self.tokenizer)
-        self.inputs = input_fingerprint(self.corpus, self.tokenizer)
-
-    def check_out_dir(self) -> dict | None:
-        """Decide what an existing `out` means; returns the manifest of a finished run that is
-        already what was asked for. replace=True: start afresh; resume=True: continue it; False:
-        refuse to touch it; None (`mbert run`, the Python API default): use or continue a run with
-        the same output settings and inputs, and refuse any other (never deleted implicitly)."""
-        complete = is_complete(self.out)
-        done = read_manifest(self.out).get("steps", 0) if complete else 0
-        earlier = holds_run(self.out)
-        found = run_differences(self.out, self.corpus_dir, self.vocab_dir, self.s, self.inputs) \
-            if earlier and self.resume is None and not self.replace else None
-        self.dist.barrier()  # every process has looked before the first one changes anything
-        if not earlier:
-            return None
-        if self.replace:
-            self.resume = False
-            if self.dist.main:
-                info(f"{self.out} holds a pretraining run: replacing it, as asked")
-                (self.out / "manifest.json").unlink(missing_ok=True)  # first: no longer looks complete
-                for name in ("checkpoints", "model"):
-                    shutil.rmtree(self.out / name, ignore_errors=True)
-                self.log_path.unlink(missing_ok=True)
-            self.dist.barrier()
-            return None
-        if self.resume is False:
-            raise UserError(f"{self.out} already holds a pretraining run; pass --resume to continue "
-                            f"it, --force to replace it, or choose another --out")
-        if self.resume is None:
-            if found:
-                what = "a finished pretraining" if complete else "an unfinished pretraining"
-                raise UserError(f"{self.out} holds {what} with other output settings or inputs "
-                                f"({'; '.join(found)}); it is kept: make the settings match to "
-                                f"{'use' if complete else 'resume'} it, pass {self.redo_hint} to replace "
-                                f"it, or choose another output folder")
-            if complete:
-                return read_manifest(self.out)
-            self.resume = found is not None  # checkpoints to continue, or only a log to restart
-            return None
-        if complete:
-            if done >= self.s.steps:
-                raise UserError(f"{self.out} already holds a finished run of {done} steps; raise "
-                                f"--steps to train further or choose another --out")
-            if self.dist.main:
-                (self.out / "manifest.json").unlink()  # training on: the run is no longer complete
-        return None
 
     def prepare_data(self) -> None:
         s = self.s
@@ -315,7 +312,7 @@ class Trainer:
             counts = torch.tensor([n_masked, n_tokens], dtype=torch.float64, device=self.device)
             n_masked, n_tokens = self.dist.sum(counts).tolist()
         use_nsp = s.nsp and kind == "mlm"
-        sums = torch.zeros(4, dtype=torch.float64, device=self.device)
+        sums = torch.zeros(len(STEP_SUMS), dtype=torch.float64, device=self.device)
         self.wrapped.train()
         for m, batch in enumerate(batches):
             last = m == len(batches) - 1
@@ -337,15 +334,15 @@ class Trainer:
                     loss = loss + out.nsp_loss_sum / s.batch_size
                 # DDP averages gradients over processes; scaling by world makes that a global sum
                 (loss * self.dist.world).backward()
-            sums += torch.stack([out.mlm_loss_sum.detach(), out.mlm_correct.detach(),
-                                 out.nsp_loss_sum.detach(), out.nsp_correct.detach()]).double()
+            sums += torch.stack([getattr(out, name).detach() for name in STEP_SUMS]).double()
         max_norm = s.max_grad_norm if s.max_grad_norm > 0 else float("inf")
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
         norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP: a DTensor
         # one device-to-host copy per step: each one idles the GPU until the CPU queues more work
-        *sums, grad_norm = torch.cat([self.dist.sum(sums), norm.detach().double().reshape(1)]).tolist()
-        mlm_loss = sums[0] / n_masked
-        nsp_loss = sums[2] / s.batch_size if use_nsp else None
+        *summed, grad_norm = torch.cat([self.dist.sum(sums), norm.detach().double().reshape(1)]).tolist()
+        total = dict(zip(STEP_SUMS, summed))
+        mlm_loss = total["mlm_loss_sum"] / n_masked
+        nsp_loss = total["nsp_loss_sum"] / s.batch_size if use_nsp else None
         loss = mlm_loss + (nsp_loss or 0.0)
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
             what = "loss" if not math.isfinite(loss) else "gradient norm"
@@ -358,9 +355,9 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.tokens_seen += int(n_tokens)
         record = {"step": step, "objective": kind, "loss": loss, "mlm_loss": mlm_loss,
-                  "mlm_accuracy": sums[1] / n_masked, "lr": lr, "grad_norm": grad_norm}
+                  "mlm_accuracy": total["mlm_correct"] / n_masked, "lr": lr, "grad_norm": grad_norm}
         if use_nsp:
-            record.update(nsp_loss=nsp_loss, nsp_accuracy=sums[3] / s.batch_size)
+            record.update(nsp_loss=nsp_loss, nsp_accuracy=total["nsp_correct"] / s.batch_size)
         return record | {"_tokens": int(n_tokens)}
 
     def _last_good(self) -> str:
@@ -444,14 +441,10 @@ class Trainer:
                 flat[f"{self.metric_prefix}/heldout_loss/{lang}"] = value
             self.tracker.log(flat)
 
-    def run(self) -> dict:
-        s = self.s
+    def run(self, resume: bool) -> dict:
+        """Train (from the newest checkpoint when `resume`) and write the output; returns the result."""
+        s, self.resume = self.s, resume
         started = time.time()
-        self.prepare_inputs()
-        finished = self.check_out_dir()
-        if finished is not None:
-            summary(f"Pretraining in {self.out} is already complete with these settings and inputs: kept as is.")
-            return {"out_dir": str(self.out), "model_dir": str(self.out / "model"), **finished}
         self.prepare_data()
         self.prepare_model()
         start = self.restore()
@@ -542,7 +535,7 @@ class Trainer:
 
 def pretrain(corpus_dir: Path, vocab_dir: Path, out_dir: Path, settings: PretrainSettings,
              tracker=None, *, resume: bool | None = None, replace: bool = False,
-             redo_hint: str = "--force") -> dict:
+             redo_hint: str = "--force", metric_prefix: str = "pretrain") -> dict:
     """Pretrain a BERT on `corpus_dir` with the tokenizer in `vocab_dir`; writes `out_dir`
     (model/, checkpoints/, train_log.jsonl, resolved_config.toml, manifest.json last).
 
@@ -550,7 +543,7 @@ def pretrain(corpus_dir: Path, vocab_dir: Path, out_dir: Path, settings: Pretrai
     refuses an `out_dir` that holds a run, None uses a finished run or continues an unfinished
     one when its output settings and inputs are these, and otherwise stops naming the differences
     (`redo_hint` is the option the message offers). `replace` starts afresh whatever `out_dir`
-    holds. Under torchrun every process calls this; only rank 0 writes files (and holds the lock
+    holds. Metrics go to the tracker as `<metric_prefix>/loss` etc. Under torchrun every process calls this; only rank 0 writes files (and holds the lock
     on `out_dir`)."""
     dist = Distributed(cuda=resolve_device(settings.device, "pretrain.device") == "cuda")
     try:
@@ -562,7 +555,15 @@ def pretrain(corpus_dir: Path, vocab_dir: Path, out_dir: Path, settings: Pretrai
                 except UserError as exc:
                     error = str(exc)
             dist.broadcast_error(error)  # every process stops when the folder is someone else's
-            return Trainer(corpus_dir, vocab_dir, out_dir, settings, tracker, resume, dist, replace,
-                           redo_hint).run()
+            out_dir = Path(out_dir)
+            # settings that cannot run here (device, compiler, batch split) fail before the folder is touched
+            trainer = Trainer(find_corpus(corpus_dir), vocab_dir, load_tokenizer(vocab_dir), out_dir, settings,
+                              tracker, dist, metric_prefix)
+            resume, finished = claim_out_dir(out_dir, Path(corpus_dir), Path(vocab_dir), settings, trainer.inputs,
+                                             resume=resume, replace=replace, redo_hint=redo_hint, dist=dist)
+            if finished is not None:
+                summary(f"Pretraining in {out_dir} is already complete with these settings and inputs: kept as is.")
+                return {"out_dir": str(out_dir), "model_dir": str(out_dir / "model"), **finished}
+            return trainer.run(resume)
     finally:
         dist.close()
