@@ -97,7 +97,6 @@ def _run_stages(recipe: Recipe, layout: RunLayout, redo_from: str | None, until:
     resolved = layout.root / "recipe.resolved.toml"
     previous = tomllib.loads(resolved.read_text(encoding="utf-8")) if resolved.is_file() else {}
     prints = stage_fingerprints(recipe)
-    write_resolved(layout.root, to_plain(recipe), name=resolved.name)
 
     from .corpus.extract import extract_corpus, is_complete as corpus_done
     from .corpus.sample import is_complete as sample_done, sample_mixture
@@ -161,7 +160,7 @@ def _run_stages(recipe: Recipe, layout: RunLayout, redo_from: str | None, until:
         "report": lambda t: build_report(layout.root, layout.report, recipe.report, t),
     }
 
-    redo = False
+    redo = recorded = False
     timings: dict[str, str] = {}
     for stage in STAGES[:STAGES.index(until) + 1] if until else STAGES:
         redo = redo or stage == redo_from
@@ -179,6 +178,9 @@ def _run_stages(recipe: Recipe, layout: RunLayout, redo_from: str | None, until:
                                 f"{stage} would replace the pretraining in {kept[0]}; pass --from {stage} to "
                                 f"redo it and everything after it, or move the pretraining away first")
             info(f"[{stage}] settings changed since the last run ({changes}): redoing it and every later stage")
+        if not recorded:  # the first stage that runs: from here on the outputs follow this recipe
+            write_resolved(layout.root, to_plain(recipe), name=resolved.name)
+            recorded = True
         redo = True  # once a stage is redone, everything downstream must be too
         for later in STAGES[STAGES.index(stage):]:
             state.pop(later, None)  # also when --until stops before them
@@ -191,6 +193,8 @@ def _run_stages(recipe: Recipe, layout: RunLayout, redo_from: str | None, until:
         state[stage] = prints[stage]
         atomic_write_json(state_path, state)
 
+    if not recorded:  # every stage skipped: runtime settings may still have changed
+        write_resolved(layout.root, to_plain(recipe), name=resolved.name)
     report = layout.report / "report.html"
     summary(f"mbert run finished: {layout.root} (" + ", ".join(f"{s} {t}" for s, t in timings.items()) + ")."
             + (f"\nReport: {report}" if "report" in timings else f"\nStopped after {until}."))

@@ -124,6 +124,7 @@ def test_an_upstream_change_never_replaces_a_pretraining_implicitly(
     assert changed.returncode == 1 and changed.stderr.count("\n") == 1, changed.stderr
     assert "vocab.size = 1500 there, 1400 here" in changed.stderr and "--from vocab" in changed.stderr
     assert vocab.stat().st_mtime_ns == before and (run_dir / "run_state.json").read_text() == state_before
+    assert tomllib.loads((run_dir / "recipe.resolved.toml").read_text())["vocab"]["size"] == 1500
 
 
 def test_an_output_change_redoes_exactly_its_stage_and_those_after_it(tmp_path: Path) -> None:
