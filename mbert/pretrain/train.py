@@ -24,17 +24,17 @@ from ..artifact import differences, fingerprint, is_complete as artifact_complet
     read_manifest, write_manifest, writing
 from ..atomic import atomic_file, atomic_write_text, staging_dir
 from ..config import to_plain, write_resolved
+from ..corpus.layout import CorpusFolder, find_corpus
 from ..devices import resolve_device
 from ..errors import UserError
 from ..progress import bar, info, summary
+from ..schedule import linear_schedule
 from . import instances as I
 from .batching import Batch, Vocabulary, make_batch
 from .card import model_card
 from .checkpoint import checkpoint_dirs, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from ..corpus.layout import CorpusFolder, find_corpus
 from .inputs import continuation_table, input_fingerprint, load_tokenizer, vocab_fingerprint
 from .distributed import Distributed
-from ..schedule import linear_schedule
 from .model import PretrainingModel, build_config, build_hf_model, check_can_compile, make_optimizer, run_batch
 from .settings import PretrainSettings
 from .sources import OBJECTIVES, Source, tlm_source
@@ -70,7 +70,7 @@ def run_differences(out_dir: Path, corpus_dir: Path, vocab_dir: Path, settings: 
         meta = json.loads((found[-1][1] / "meta.json").read_text(encoding="utf-8"))
         made, made_inputs = meta.get("settings"), meta.get("inputs")
         if not isinstance(made, dict):
-            return [f"its checkpoints were written by an older mbert that did not record their settings"]
+            return ["its checkpoints were written by an older mbert that did not record their settings"]
     else:
         return None
     found_differences = differences(made, output_settings(settings))
