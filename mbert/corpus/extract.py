@@ -75,8 +75,9 @@ def _fingerprint(code: str, sources: list[Source], settings: CorpusSettings) -> 
     for source in sources:
         stat = os.stat(source.path) if source.kind != "hf" else None
         files.append([source.path, source.kind, stat.st_size if stat else 0, stat.st_mtime_ns if stat else 0])
-    # sources and declared languages count for their own language only
-    cleaning = {k: v for k, v in output_settings(settings).items() if k not in ("sources", "languages")}
+    # sources and declared languages count for their own language only; fake copies for theirs
+    cleaning = {k: v for k, v in output_settings(settings).items()
+                if k not in ("sources", "languages", "fake", "fake_word_order")}
     return fingerprint(FORMAT, code, files, cleaning, output_settings(settings.languages.get(code)))
 
 
@@ -268,7 +269,11 @@ def _publish(state: _Language, merged: dict, hashes: dict, entries: dict, out_di
 
 def add_fake_languages(clean_dir: Path, codes: list[str], word_order: str, force: bool = False) -> dict:
     """`mbert corpus fake`: add fake copies to a finished clean folder; returns the manifest."""
-    clean_dir = Path(clean_dir)
+    with writing(clean_dir):
+        return _add_fake_languages(Path(clean_dir), codes, word_order, force)
+
+
+def _add_fake_languages(clean_dir: Path, codes: list[str], word_order: str, force: bool) -> dict:
     if not is_complete(clean_dir):
         raise UserError(f"{clean_dir} is not a complete `corpus extract` output (no complete manifest.json); "
                         f"run `mbert corpus extract --out {clean_dir}` first")

@@ -22,8 +22,7 @@ from ..fake import parse_fake_code
 from ..progress import bar, info, is_quiet, summary
 from .sentencepiece_vocab import SPM_MODEL_FILE, to_fast_tokenizer, train_sentencepiece
 from .settings import VocabSettings
-from ..corpus.layout import CorpusFolder, find_corpus
-from ..corpus.layout import corpus_fingerprint
+from ..corpus.layout import CorpusFolder, corpus_fingerprint, find_corpus
 from .shards import ReadStats, count_documents, iter_line_batches
 from .special import SPECIAL_IDS
 from .tokenizer_files import save_tokenizer_folder
@@ -40,10 +39,8 @@ def _refuse_fake_languages(folder: CorpusFolder) -> None:
     if folder.layout == "clean":
         languages = {shard.lang for shard in folder.shards}
     else:
-        try:
-            languages = set(json.loads((folder.root / MANIFEST).read_text(encoding="utf-8"))["languages"])
-        except (OSError, ValueError, KeyError, TypeError):
-            languages = set()  # a mixture made elsewhere: nothing to check against
+        # a mixture made elsewhere has no manifest: nothing to check against
+        languages = set(read_manifest(folder.root).get("languages", {}))
     fakes = sorted(lang for lang in languages if lang and parse_fake_code(lang))
     if fakes:
         raise ConfigError(f"vocab.uncased = true, but {folder.root} holds the fake language(s) {', '.join(fakes)}: "
