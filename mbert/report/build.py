@@ -20,8 +20,9 @@ from .html import render_html
 from .markdown import FIGURES_DIR, figure_path, render_markdown
 from .sections import build_document
 from .settings import ReportSettings
+from .wandb_report import SPEC_FILE
 
-REPORT_OUTPUTS = {"report.html", "report.md", FIGURES_DIR, MANIFEST, "resolved_config.toml"}
+REPORT_OUTPUTS = {"report.html", "report.md", FIGURES_DIR, MANIFEST, "resolved_config.toml", SPEC_FILE}
 STAGE_FOLDERS = "corpus/clean, corpus/mixture, vocab, pretrain, eval/<suite>"
 
 
@@ -61,7 +62,8 @@ def build_report(run_dir: Path, out_dir: Path | None = None, settings: ReportSet
                  tracker=None) -> Path:
     """Write `out_dir` (default RUN_DIR/report): report.html, report.md, figures/*.png; returns report.html.
 
-    With an enabled `tracker` the collected results are also logged to W&B (`log_run_to_wandb`)."""
+    With an enabled `tracker` the collected results are also logged to W&B, and the W&B Report's
+    specification is written next to report.html (`report_to_wandb`)."""
     start = time.perf_counter()
     settings = settings or ReportSettings()
     run_dir = Path(run_dir)
@@ -90,8 +92,8 @@ def build_report(run_dir: Path, out_dir: Path | None = None, settings: ReportSet
             "complete": True})
         _readable(tmp)
     if tracker is not None and getattr(tracker, "enabled", False):
-        from .wandb_log import log_run_to_wandb
-        log_run_to_wandb(run_dir, tracker, results=results, settings=settings)
+        from .wandb_report import report_to_wandb
+        report_to_wandb(run_dir, out, tracker, results=results, settings=settings)
     html_path = out / "report.html"
     summary(f"Report written in {time.perf_counter() - start:.1f}s: {html_path} (self-contained, "
             f"{len(page.encode()) / 1e6:.1f} MB, {len(document.sections)} sections, {len(document.figures())} "

@@ -1,4 +1,5 @@
-"""`mbert report RUN_DIR`: the offline HTML/Markdown report of a run, optionally logged to W&B."""
+"""`mbert report RUN_DIR`: the offline HTML/Markdown report of a run, optionally logged to W&B with the
+specification of its W&B Report; `--publish` turns that specification into the Report on W&B."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 
 from ..cli import add_command
 from ..config import to_plain
-from ..progress import info
+from ..errors import ConfigError
+from ..progress import info, summary
 from ..recipe import run_settings, stage_settings
 from .settings import ReportSettings
 
@@ -16,27 +18,49 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = add_command(
         sub, "report", handler=_report,
         help="write RUN_DIR/report/report.html (one self-contained file: opens offline) and report.md "
-             "from whatever stages the run folder holds; with --wandb offline|online also log the run to W&B",
+             "from whatever stages the run folder holds; with --wandb offline|online also log the run to W&B and "
+             "write the W&B Report's specification (wandb_report.json; published right away when online)",
         example="mbert report runs/demo --wandb off   # then open runs/demo/report/report.html")
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run folder (run.out of the recipe)")
     parser.add_argument("--out", metavar="DIR", help="report folder (default RUN_DIR/report); it is replaced")
     parser.add_argument("--title", help="report title (default: report.title, 'mbert run')")
     parser.add_argument("--artifacts", action="store_true", default=None,
                         help="with W&B on, also upload the vocabulary and model folders as artifacts")
+    parser.add_argument("--publish", action="store_true",
+                        help="only create or update the W&B Report from the report folder's wandb_report.json "
+                             "(written with W&B on), once its run is on W&B (`wandb sync`); needs an API key")
 
 
 def _report(args: argparse.Namespace) -> int:
     from .build import build_report
     from .tracking import Tracker
-    from .wandb_log import log_run_to_wandb
+    from .wandb_report import report_to_wandb
 
+    if args.publish:
+        return _publish(args)
     settings = stage_settings(args, "report", ReportSettings, {"title": args.title, "wandb_artifacts": args.artifacts})
     run = run_settings(args)
     run_dir = Path(args.run_dir)
-    build_report(run_dir, Path(args.out) if args.out else None, settings)
+    out = Path(args.out) if args.out else run_dir / "report"
+    build_report(run_dir, out, settings)
     if run.wandb != "off":  # after the report, so a bad run folder never starts a W&B run
         with Tracker(mode=run.wandb, project=run.wandb_project, stage="report", run_dir=run_dir,
                      config={"report": to_plain(settings)}, group=run_dir.resolve().name) as tracker:
-            log_run_to_wandb(run_dir, tracker, settings=settings)
+            report_to_wandb(run_dir, out, tracker, settings=settings)
             info(f"W&B: logged to {tracker.run_path}")
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from .wandb_report import SPEC_FILE, publish, read_spec
+
+    building = [flag for flag, value in (("--title", args.title), ("--artifacts", args.artifacts),
+                                         ("--wandb", args.wandb), ("--set", args.set), ("--recipe", args.recipe))
+                if value]
+    if building:
+        raise ConfigError(f"--publish publishes the specification as written, and {', '.join(building)} only "
+                          f"act when building the report: drop them, or build first without --publish")
+    run_dir = Path(args.run_dir)
+    path = (Path(args.out) if args.out else run_dir / "report") / SPEC_FILE
+    summary(f"W&B Report: {publish(read_spec(path, run_dir), path)}")
     return 0

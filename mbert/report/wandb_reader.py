@@ -112,6 +112,18 @@ def logged_tables(path: Path) -> dict[str, dict[str, Any]]:
     return tables
 
 
+def chart_definitions(path: Path) -> dict[str, dict[str, Any]]:
+    """Custom charts (e.g. `wandb.plot.bar`) the run defined: key -> panel config (panelDefId,
+    fieldSettings, stringSettings, userQuery naming the chart's data table), from its config records."""
+    charts: dict[str, dict[str, Any]] = {}
+    for record in read_records(path):
+        if record.WhichOneof("record_type") == "config":
+            for item in record.config.update:
+                if list(item.nested_key[:2]) == ["_wandb", "visualize"] and len(item.nested_key) == 3:
+                    charts[item.nested_key[2]] = json.loads(item.value_json)["panel_config"]
+    return charts
+
+
 def load_table(run_file: Path, reference: dict[str, Any]) -> dict[str, Any]:
     """The {columns, data} JSON a table reference points to, from the run's files/ folder."""
     return json.loads((Path(run_file).parent / "files" / reference["path"]).read_text(encoding="utf-8"))

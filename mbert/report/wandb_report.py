@@ -1,0 +1,426 @@
+"""The W&B Report of a run, built programmatically with `wandb-workspaces` (`wandb_workspaces.reports.v2`).
+
+`report_spec` turns a run's collected results into a *specification*: the Report's title, summary
+and blocks in the order of report.html, each block and panel named by its `wandb_workspaces`
+class with that class's arguments. Every panel points at keys that `log_run_to_wandb` logged to
+the report stage's W&B run, and every panel grid shows that one run (selected by its ID), so the
+Report shows what this report shows even when the stages ran with W&B off.
+
+The specification is plain JSON in RUN_DIR/report/wandb_report.json. `to_report` turns it into a
+`wr.Report`; `publish` saves that to W&B (needs an API key): right away with `--wandb online`, or
+after `wandb sync` of an offline run with `mbert report RUN_DIR --publish`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_write_json
+from ..errors import UserError
+from ..progress import summary
+from . import plots
+from .collect import EvalSuite, Metrics, RunResults, collect_run, read_json
+from .document import Table, format_value
+from .scores import TaskSummary, score_text, summarize
+from .sections import CORPUS_COLUMNS, matrix_table, neutrality_blocks
+from .settings import ReportSettings
+from .wandb_log import log_run_to_wandb
+
+SPEC_FILE = "wandb_report.json"
+SPEC_FORMAT = "mbert-wandb-report/1"
+TITLE_MAX = 128  # W&B's limit on a Report title
+BLOCKS = ("H1", "H2", "H3", "P", "MarkdownBlock", "TableOfContents", "PanelGrid")
+PANELS = ("LinePlot", "BarPlot", "MediaBrowser", "WeavePanelSummaryTable", "CustomChart")
+WIDE = {"w": 12, "h": 9}  # half the report's width: tables, charts and images stay readable
+
+
+@dataclass
+class WandbRun:
+    """The W&B run whose logged keys the Report's panels show (the report stage's run)."""
+
+    id: str
+    name: str
+    group: str
+    project: str
+    entity: str | None
+    folder: str  # its local files (the folder `wandb sync` uploads)
+
+
+# ----------------------------------------------------------------------------- panels
+# Keys as `log_run_to_wandb` and `Tracker.eval_metrics` log them (tests read them back from the run file).
+
+def _table(key: str) -> dict:
+    return {"type": "WeavePanelSummaryTable", "table_name": key, "layout": WIDE}
+
+
+def _images(keys: list[str], title: str) -> dict:
+    return {"type": "MediaBrowser", "title": title, "media_keys": keys, "num_columns": min(len(keys), 2),
+            "layout": WIDE}
+
+
+def _bar_chart(prefix: str, task: str, title: str) -> dict:
+    """The per-language `wandb.plot.bar` chart of `Tracker.eval_metrics`: W&B keeps its data as `<key>_table`."""
+    return {"type": "CustomChart", "chart_name": "wandb/bar/v0",
+            "query": {"summaryTable": {"tableKey": f"{prefix}/{task}/bar_table"}},
+            "chart_fields": {"label": "language", "value": "score"}, "chart_strings": {"title": title},
+            "layout": WIDE}
+
+
+def _bars(metrics: list[str], title: str) -> dict:
+    return {"type": "BarPlot", "title": title, "metrics": metrics, "orientation": "v", "layout": WIDE}
+
+
+def _grid(panels: list[dict]) -> dict:
+    return {"type": "PanelGrid", "panels": panels}
+
+
+def _heading(level: int, text: str) -> dict:
+    return {"type": f"H{level}", "text": text}
+
+
+def _markdown(text: str) -> dict:
+    return {"type": "MarkdownBlock", "text": text}
+
+
+def _md_table(columns: list[str], rows: list[list[Any]]) -> str:
+    def cell(value: Any) -> str:
+        return (value if isinstance(value, str) else format_value(value)).replace("|", "\\|")
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows])
+
+
+# ----------------------------------------------------------------------------- sections
+
+def _models(results: RunResults) -> list[str]:
+    return [f"{log.name} ({_model_text(log.manifest)})" for log in results.pretrain]
+
+
+def _model_text(manifest: dict | None) -> str:
+    settings = manifest.get("settings") if isinstance(manifest, dict) else None
+    shape = settings.get("model") if isinstance(settings, dict) else None
+    steps = manifest.get("steps") if isinstance(manifest, dict) else None
+    return ", ".join(x for x in (f"{shape} BERT" if shape else "", f"{format_value(steps)} steps" if steps else "")
+                     if x) or "no manifest yet"
+
+
+def _overview(results: RunResults) -> list[dict]:
+    lines: list[str] = []
+    if results.corpus is not None:
+        languages = {k: v for k, v in results.corpus.get("languages", {}).items() if isinstance(v, dict)}
+        totals = ", ".join(f"{format_value(sum(v[c] for v in languages.values()))} {c}" for c in CORPUS_COLUMNS[:3]
+                           if languages and all(isinstance(v.get(c), (int, float)) for v in languages.values()))
+        lines.append(f"**Corpus**: {len(languages)} languages ({', '.join(sorted(languages))})"
+                     + (f": {totals}." if totals else "."))
+    if results.mixture is not None:
+        mixture = {k: v for k, v in results.mixture.get("languages", {}).items() if isinstance(v, dict)}
+        lines.append(f"**Mixture**: q_L ∝ p_L^S with S = {format_value(results.mixture.get('smoothing'))} "
+                     f"({results.mixture.get('unit', 'characters')}); ratio > 1 = repeated (over-sampled).")
+        ordered = sorted(mixture.items(), key=lambda kv: -(kv[1].get("p") or 0))
+        lines.append(_md_table(["language", "p_L", "q_L", "ratio"],
+                               [[lang, v.get("p"), v.get("q"), v.get("ratio")] for lang, v in ordered]))
+    if isinstance(results.vocab_manifest, dict):
+        vocab = results.vocab_manifest
+        size = next((vocab[k] for k in ("vocab_size", "size") if isinstance(vocab.get(k), int)), None)
+        lines.append(f"**Vocabulary**: {vocab.get('kind', 'shared')}, {format_value(size)} entries.")
+    if results.pretrain:
+        lines.append("**Pretrained models**: " + "; ".join(_models(results)) + ".")
+    for suite in results.evals:
+        models = list(suite.models) if len(suite.models) > 1 else []
+        tasks = sorted({task for metrics in [suite.metrics, *suite.models.values()] for task in metrics})
+        languages = sorted({lang for metrics in [suite.metrics, *suite.models.values()]
+                            for scores in metrics.values() for lang in scores})
+        lines.append(f"**Evaluation** (suite {suite.name}): {', '.join(tasks) or 'no tasks yet'}; fine-tuned on "
+                     f"{suite.source_language or 'the source language'}, scored in {len(languages)} languages "
+                     f"({', '.join(languages)})" + (f"; models {', '.join(models)}." if models else "."))
+    return [_heading(1, "Overview"), _markdown("\n\n".join(lines) or "The run folder holds no results yet.")]
+
+
+def _corpus(results: RunResults) -> list[dict]:
+    panels = []
+    if results.corpus is not None and matrix_table(results.corpus.get("languages", {}), "language"):
+        panels.append(_table("corpus/clean"))
+    if results.mixture is not None and matrix_table(results.mixture.get("languages", {}), "language"):
+        panels.append(_table("corpus/mixture"))
+    if results.smoothing_png is not None:
+        panels.append(_images(["corpus/smoothing_plot"], "p_L (corpus share) vs q_L (sampling share)"))
+    if not panels:
+        return []
+    return [_heading(1, "Corpus"),
+            {"type": "P", "text": "Clean corpus per language, and the smoothed mixture: q_L ∝ p_L^S, so large "
+                                  "languages are under-sampled and small ones repeated."}, _grid(panels)]
+
+
+def _tokenizer(results: RunResults) -> list[dict]:
+    panels = []
+    if isinstance(results.vocab_report, dict) and matrix_table(results.vocab_report.get("languages", {}), "language"):
+        panels.append(_table("vocab/report"))
+    if results.vocab_png is not None:
+        panels.append(_images(["vocab/report_plot"], "tokenizer report"))
+    if not panels:
+        return []
+    return [_heading(1, "Tokenizer"),
+            {"type": "P", "text": "Fertility (subwords per word), share of words split, UNK rate and character "
+                                  "coverage per language."}, _grid(panels)]
+
+
+def _pretraining(results: RunResults, settings: ReportSettings) -> list[dict]:
+    """Line plots of the history `log_run_to_wandb` logs against `pretrain/step`: one per metric group,
+    every model in it; held-out MLM loss per language gets one plot per model."""
+    if not results.pretrain:
+        return []
+    multi = len(results.pretrain) > 1
+    logged: dict[str, list[str]] = {}  # train_log key -> W&B keys, in order
+    for log in results.pretrain:
+        prefix = f"pretrain/{log.name}/" if multi else "pretrain/"
+        keys: list[str] = []
+        for row in plots.subsample(log.records, settings.max_curve_points):
+            keys += [k for k in row if k not in plots.STEP_KEYS and k not in keys]
+        for key in keys:
+            logged.setdefault(key, []).append(prefix + key)
+    panels = []
+    for group, keys in plots.curve_groups(list(logged)).items():
+        if group == "heldout_loss":
+            for log in results.pretrain:
+                prefix = f"pretrain/{log.name}/" if multi else "pretrain/"
+                mine = sorted(k for key in keys for k in logged[key] if k.startswith(prefix))
+                if mine:
+                    panels.append({"type": "LinePlot", "title": "held-out MLM loss per language"
+                                   + (f" ({log.name})" if multi else ""), "x": "pretrain/step", "y": mine,
+                                   "layout": WIDE})
+        else:
+            panels.append({"type": "LinePlot", "title": group, "x": "pretrain/step",
+                           "y": [k for key in keys for k in logged[key]]})
+    if any(log.records for log in results.pretrain):
+        panels.append(_images(["pretrain/curves"], "training curves (train_log.jsonl)"))
+    if not panels:
+        return []
+    return [_heading(1, "Pretraining"),
+            {"type": "P", "text": "Training curves against the optimizer step" + (", every model in each plot"
+                                  if multi else "") + "; held-out MLM loss per language on evaluation steps."},
+            _grid(panels)]
+
+
+def _by_model(suite: EvalSuite) -> dict[str | None, Metrics]:
+    """The metrics the evaluation panels show: every model's when the suite compared several
+    (logged under eval/<suite>/<model>/), else the suite's own (eval/<suite>/)."""
+    return dict(suite.models) if len(suite.models) > 1 else {None: suite.metrics} if suite.metrics else {}
+
+
+def _prefix(suite: EvalSuite, model: str | None) -> str:
+    return "/".join(x for x in ("eval", suite.name, model) if x)
+
+
+def _task_table(task: str, summaries: dict[str | None, TaskSummary | None], source: str) -> str:
+    names = [name or "score" for name in summaries]
+    languages = [source] if any(s and s.source for s in summaries.values()) else []
+    languages += sorted({lang for s in summaries.values() if s for lang in s.scores} - {source})
+    rows = [[f"**{lang}**" if lang == source else lang]
+            + [score_text(s.scores[lang]) if s and lang in s.scores else "–" for s in summaries.values()]
+            for lang in languages]
+    rows.append(["target average"] + [s.target_average if s else None for s in summaries.values()])
+    rows.append(["transfer gap"] + [s.gap if s else None for s in summaries.values()])
+    return f"{task} (0-100, mean ± std over seeds):\n\n" + _md_table(["language"] + names, rows)
+
+
+def _evaluation(results: RunResults, settings: ReportSettings) -> list[dict]:
+    blocks: list[dict] = []
+    multi_suite = len(results.evals) > 1
+    for suite in results.evals:
+        by_model = _by_model(suite)
+        if not by_model:
+            continue
+        source = suite.source_language or settings.source_language
+        summaries = {model: {s.task: s for s in summarize(metrics, source)} for model, metrics in by_model.items()}
+        tasks = list(dict.fromkeys(task for per_task in summaries.values() for task in per_task))
+        if multi_suite:
+            blocks.append(_heading(2, f"Suite {suite.name}"))
+        blocks.append({"type": "P", "text": f"Fine-tuned on {source}, tested zero-shot on every language. Transfer "
+                                            f"gap = source score − average over target languages (lower is better)."})
+        overview = [_images([f"{_prefix(suite, model)}/heatmap" for model in by_model],
+                            "score per task and language" + (" (one heat-map per model)" if len(by_model) > 1 else ""))]
+        if len(by_model) == 1:  # several models: "Model comparison" puts them side by side
+            model, per_task = next(iter(summaries.items()))
+            averages = [f"{_prefix(suite, model)}/{task}/target_average" for task, s in per_task.items()
+                        if s.target_average is not None]
+            if averages:
+                overview.append(_bars(averages, "average over target languages per task"))
+        blocks.append(_grid(overview))
+        for task in tasks:
+            per_model = {model: summaries[model].get(task) for model in by_model}
+            blocks += [_heading(2 if not multi_suite else 3, f"Task {task}"),
+                       _markdown(_task_table(task, per_model, source))]
+            panels = []
+            for model, summary in per_model.items():
+                if summary is not None:
+                    label = f"{task} per language" + (f" ({model})" if model else "")
+                    panels += [_bar_chart(_prefix(suite, model), task, label),
+                               _table(f"{_prefix(suite, model)}/{task}/table")]
+            blocks.append(_grid(panels))
+    return [_heading(1, "Zero-shot evaluation"), *blocks] if blocks else []
+
+
+def _comparison(results: RunResults, settings: ReportSettings) -> list[dict]:
+    """Pretrained vs random-init and the variants side by side: per task one bar per model."""
+    blocks: list[dict] = []
+    for suite in results.evals:
+        if len(suite.models) < 2:
+            continue
+        source = suite.source_language or settings.source_language
+        by_model = {name: {s.task: s for s in summarize(metrics, source)} for name, metrics in suite.models.items()}
+        tasks = list(dict.fromkeys(task for per_task in by_model.values() for task in per_task))
+        rows = [[task, kind] + [getattr(by_model[name].get(task), attr, None) for name in by_model]
+                for task in tasks for kind, attr in (("target average", "target_average"), ("transfer gap", "gap"))]
+        if len(results.evals) > 1:
+            blocks.append(_heading(2, f"Suite {suite.name}"))
+        blocks.append(_markdown(_md_table(["task", "figure", *by_model], rows)))
+        panels = []
+        for task in tasks:
+            for kind, attr in (("target_average", "target_average"), ("transfer_gap", "gap")):
+                keys = [f"{_prefix(suite, name)}/{task}/{kind}" for name in by_model
+                        if getattr(by_model[name].get(task), attr, None) is not None]
+                if keys:
+                    panels.append(_bars(keys, f"{task}: {kind.replace('_', ' ')} per model"))
+        blocks.append(_grid(panels))
+    return [_heading(1, "Model comparison"), *blocks] if blocks else []
+
+
+def _neutrality(results: RunResults) -> list[dict]:
+    blocks: list[dict] = []
+    multi = len(results.evals) > 1
+    for suite in results.evals:
+        for analysis in suite.analyses:
+            base = "/".join(x for x in ("analysis", suite.name, analysis.model) if x)
+            panels = []
+            if analysis.images:
+                panels.append(_images([f"{base}/{image.stem}" for image in analysis.images],
+                                      "language centroids and retrieval accuracy by layer"))
+            tables = neutrality_blocks(analysis.neutrality) if analysis.neutrality is not None else []
+            if any(isinstance(t, Table) and t.columns[0] == "layer" for t in tables):
+                panels.append(_table(f"{base}/retrieval_by_layer_table"))
+            if not panels:
+                continue
+            label = " ".join(x for x in (f"suite {suite.name}" if multi else "", analysis.model or "") if x)
+            if label:
+                blocks.append(_heading(2, label[0].upper() + label[1:]))
+            blocks.append(_grid(panels))
+    if not blocks:
+        return []
+    return [_heading(1, "Language neutrality"),
+            {"type": "P", "text": "Tatoeba retrieval accuracy per layer, with and without subtracting each "
+                                  "language's mean vector (Libovický et al. 2019), and the language centroids."},
+            *blocks]
+
+
+def report_spec(results: RunResults, settings: ReportSettings, run: WandbRun) -> dict:
+    """The Report of `results` as JSON: sections in the order of report.html."""
+    blocks = [{"type": "TableOfContents"}, *_overview(results), *_corpus(results), *_tokenizer(results),
+              *_pretraining(results, settings), *_evaluation(results, settings), *_comparison(results, settings),
+              *_neutrality(results)]
+    return {
+        "format": SPEC_FORMAT,
+        "title": f"{settings.title}: {run.group}"[:TITLE_MAX],
+        "description": f"Zero-shot cross-lingual transfer, run group {run.group}: corpus, vocabulary, "
+                       f"pretraining and evaluation (every panel shows the W&B run {run.name}, {run.id}).",
+        "project": run.project, "entity": run.entity, "run_dir": str(results.run_dir),
+        "run": {"id": run.id, "name": run.name, "group": run.group, "folder": run.folder},
+        "runset": {"name": f"{run.name} ({run.id})", "filters": f"ID = '{run.id}'"},
+        "blocks": blocks,
+    }
+
+
+# ----------------------------------------------------------------------------- wandb-workspaces
+
+def read_spec(path: Path, run_dir: Path) -> dict:
+    """The specification at `path`, written for the run folder `run_dir` (named in errors)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no W&B Report specification at {path}: write it with `mbert report {run_dir} --wandb "
+                        f"offline` (W&B on), then `wandb sync` its run and publish with `mbert report {run_dir} "
+                        f"--publish`")
+    spec = read_json(path)
+    if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
+        raise UserError(f"{path} is not a {SPEC_FORMAT} specification; write it again with "
+                        f"`mbert report {run_dir} --wandb offline`")
+    return spec
+
+
+def to_report(spec: dict, entity: str | None = None) -> Any:
+    """The `wandb_workspaces.reports.v2.Report` the specification describes (nothing is sent)."""
+    import wandb_workspaces.reports.v2 as wr
+
+    def make(item: dict, allowed: tuple[str, ...]) -> Any:
+        if item.get("type") not in allowed:
+            raise ValueError(f"unknown {item.get('type')!r}, expected one of {', '.join(allowed)}")
+        arguments = {k: v for k, v in item.items() if k not in ("type", "layout", "panels")}
+        if "layout" in item:
+            arguments["layout"] = wr.Layout(**item["layout"])
+        if item["type"] == "PanelGrid":  # every grid shows the one run that logged its keys
+            arguments.update(runsets=[wr.Runset(**spec["runset"])], panels=[make(p, PANELS) for p in item["panels"]])
+        return getattr(wr, item["type"])(**arguments)
+
+    try:
+        return wr.Report(project=spec["project"], entity=entity or spec.get("entity") or "", title=spec["title"],
+                         description=spec["description"], blocks=[make(b, BLOCKS) for b in spec["blocks"]],
+                         width="fluid")
+    except (KeyError, TypeError, ValueError) as exc:  # a hand-edited or foreign file
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"the W&B Report specification is not valid ({reason}); write it again with "
+                        f"`mbert report {spec.get('run_dir', 'RUN_DIR')} --wandb offline`") from None
+
+
+def publish(spec: dict, path: Path) -> str:
+    """Create the Report on W&B, or update the project's Report of the same title; returns its URL.
+    `path` is where the specification lies (named in errors, which keep it for a retry)."""
+    import wandb
+    from wandb.apis.public.runs import RunNotFoundError
+
+    try:
+        api = wandb.Api()
+    except wandb.errors.UsageError:
+        raise UserError(f"no W&B API key: run `wandb login` (or set WANDB_API_KEY), then `mbert report "
+                        f"{spec['run_dir']} --publish` publishes {path}") from None
+    entity = spec.get("entity") or os.environ.get("WANDB_ENTITY") or api.default_entity
+    run = spec["run"]
+    try:
+        api.run(f"{entity}/{spec['project']}/{run['id']}")
+    except RunNotFoundError:
+        raise UserError(f"the run {entity}/{spec['project']}/{run['id']} that the Report shows is not on W&B: upload "
+                        f"it with `wandb sync {run['folder']}`, then `mbert report {spec['run_dir']} --publish`") from None
+    report = to_report(spec, entity)
+    try:
+        existing = next((r for r in api.reports(f"{entity}/{spec['project']}") if r.display_name == spec["title"]),
+                        None)
+        if existing is not None:
+            report.id = existing.id  # update the group's Report rather than add another
+        report.save()
+        return report.url
+    except (wandb.errors.Error, ValueError, OSError) as exc:  # the service refused or could not be reached
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"W&B Report not published ({reason}); {path} is kept: retry with "
+                        f"`mbert report {spec['run_dir']} --publish`") from None
+
+
+def report_to_wandb(run_dir: Path, out_dir: Path, tracker: Any, *, results: RunResults | None = None,
+                    settings: ReportSettings | None = None) -> Path | None:
+    """The W&B side of the report: log the run (`log_run_to_wandb`), write OUT/wandb_report.json for the
+    tracker's run, and publish it when the run is online, else say in one line how to publish it later.
+    Returns the specification's path (None when the tracker is off)."""
+    if not tracker.enabled:
+        return None
+    settings = settings or ReportSettings()
+    results = results or collect_run(Path(run_dir))
+    log_run_to_wandb(run_dir, tracker, results=results, settings=settings)
+    wandb_run = tracker.run
+    run = WandbRun(id=wandb_run.id, name=wandb_run.name, group=wandb_run.group, project=wandb_run.project,
+                   entity=None if wandb_run.offline else wandb_run.entity or None, folder=str(tracker.run_path))
+    spec = report_spec(results, settings, run)
+    path = Path(out_dir) / SPEC_FILE
+    atomic_write_json(path, spec)
+    if wandb_run.offline:
+        summary(f"W&B Report: specification in {path}; to publish it: `wandb sync {run.folder}`, then "
+                f"`mbert report {spec['run_dir']} --publish`.")
+    else:
+        summary(f"W&B Report: {publish(spec, path)}")
+    return path
