@@ -10,8 +10,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from test_report_wandb import assert_panels_point_at_logged_keys, assert_spec_names_every_result
 
 from mbert.pipeline import STAGES, default_recipe
+from mbert.report.wandb_report import SPEC_FILE
 
 # The demo recipe, shrunk so the whole pipeline runs in about a minute on 2 cores.
 FAST = ["pretrain.steps=8", "pretrain.eval_every=4", "pretrain.checkpoint_every=4", "pretrain.batch_size=8",
@@ -60,6 +62,17 @@ def test_demo_produces_every_stage_and_the_report(demo_run: tuple[Path, subproce
     resolved = tomllib.loads((run_dir / "recipe.resolved.toml").read_text())
     assert resolved["pretrain"]["steps"] == 8
     assert str(run_dir / "report/report.html") in result.stdout
+
+
+def test_demo_report_stage_writes_the_wandb_report_of_its_run(
+        demo_run: tuple[Path, subprocess.CompletedProcess]) -> None:
+    """Before the reruns below (W&B off) replace the report folder."""
+    run_dir, result = demo_run
+    spec = json.loads((run_dir / "report" / SPEC_FILE).read_text())
+    assert spec["run"]["group"] == run_dir.name and spec["run"]["name"] == f"{run_dir.name}-report"
+    assert_spec_names_every_result(spec, run_dir / "eval" / "demo")  # mlm, mlm-tlm, random-init
+    assert_panels_point_at_logged_keys(spec)
+    assert f"then `mbert report {run_dir} --publish`" in result.stdout
 
 
 def test_rerun_skips_complete_stages_and_redoes_what_changed(
