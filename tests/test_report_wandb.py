@@ -20,7 +20,7 @@ from mbert.report.settings import ReportSettings
 from mbert.report.tracking import Tracker
 from mbert.report.wandb_reader import (chart_definitions, find_run_file, history_rows, load_table, logged_tables,
                                        read_records, summary_values, wait_until_finished)
-from mbert.report.wandb_report import SPEC_FILE, SPEC_FORMAT, publish, to_report
+from mbert.report.wandb_publish import SPEC_FILE, SPEC_FORMAT, publish, to_report
 
 
 @pytest.fixture(scope="module")
@@ -281,7 +281,8 @@ def test_publish_updates_the_report_of_the_group_once_its_run_is_on_wandb(offlin
                 raise RunNotFoundError(path)
 
         def reports(self, path):
-            return [SimpleNamespace(display_name="other", id="V0"), SimpleNamespace(display_name=spec["title"], id="V1")]
+            return [SimpleNamespace(display_name="other", id="V0"),
+                    SimpleNamespace(display_name=spec["title"], id="V1")]
 
     def save(report, draft=False, clone=False):
         saved.append((report.id, report.entity, len(report.blocks)))

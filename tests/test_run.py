@@ -13,7 +13,7 @@ import pytest
 from test_report_wandb import assert_panels_point_at_logged_keys, assert_spec_names_every_result
 
 from mbert.pipeline import STAGES, default_recipe
-from mbert.report.wandb_report import SPEC_FILE
+from mbert.report.wandb_publish import SPEC_FILE
 
 # The demo recipe, shrunk so the whole pipeline runs in about a minute on 2 cores.
 FAST = ["pretrain.steps=8", "pretrain.eval_every=4", "pretrain.checkpoint_every=4", "pretrain.batch_size=8",

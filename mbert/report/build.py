@@ -20,7 +20,7 @@ from .html import render_html
 from .markdown import FIGURES_DIR, figure_path, render_markdown
 from .sections import build_document
 from .settings import ReportSettings
-from .wandb_report import SPEC_FILE
+from .wandb_publish import SPEC_FILE
 
 REPORT_OUTPUTS = {"report.html", "report.md", FIGURES_DIR, MANIFEST, "resolved_config.toml", SPEC_FILE}
 STAGE_FOLDERS = "corpus/clean, corpus/mixture, vocab, pretrain, eval/<suite>"

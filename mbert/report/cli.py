@@ -52,7 +52,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from .wandb_report import SPEC_FILE, publish, read_spec
+    from .wandb_publish import SPEC_FILE, publish, read_spec
 
     building = [flag for flag, value in (("--title", args.title), ("--artifacts", args.artifacts),
                                          ("--wandb", args.wandb), ("--set", args.set), ("--recipe", args.recipe))

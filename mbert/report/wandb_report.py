@@ -6,33 +6,28 @@ class with that class's arguments. Every panel points at keys that `log_run_to_w
 the report stage's W&B run, and every panel grid shows that one run (selected by its ID), so the
 Report shows what this report shows even when the stages ran with W&B off.
 
-The specification is plain JSON in RUN_DIR/report/wandb_report.json. `to_report` turns it into a
-`wr.Report`; `publish` saves that to W&B (needs an API key): right away with `--wandb online`, or
-after `wandb sync` of an offline run with `mbert report RUN_DIR --publish`."""
+The specification is plain JSON in RUN_DIR/report/wandb_report.json; `wandb_publish` turns it into
+the Report on W&B: right away with `--wandb online`, or after `wandb sync` of an offline run with
+`mbert report RUN_DIR --publish`."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_write_json
-from ..errors import UserError
 from ..progress import summary
 from . import plots
-from .collect import EvalSuite, Metrics, RunResults, collect_run, read_json
+from .collect import EvalSuite, Metrics, RunResults, collect_run
 from .document import Table, format_value
 from .scores import TaskSummary, score_text, summarize
 from .sections import CORPUS_COLUMNS, matrix_table, neutrality_blocks
 from .settings import ReportSettings
 from .wandb_log import log_run_to_wandb
+from .wandb_publish import SPEC_FILE, SPEC_FORMAT, publish
 
-SPEC_FILE = "wandb_report.json"
-SPEC_FORMAT = "mbert-wandb-report/1"
 TITLE_MAX = 128  # W&B's limit on a Report title
-BLOCKS = ("H1", "H2", "H3", "P", "MarkdownBlock", "TableOfContents", "PanelGrid")
-PANELS = ("LinePlot", "BarPlot", "MediaBrowser", "WeavePanelSummaryTable", "CustomChart")
 WIDE = {"w": 12, "h": 9}  # half the report's width: tables, charts and images stay readable
 
 
@@ -82,6 +77,10 @@ def _heading(level: int, text: str) -> dict:
 
 def _markdown(text: str) -> dict:
     return {"type": "MarkdownBlock", "text": text}
+
+
+def _paragraph(text: str) -> dict:
+    return {"type": "P", "text": text}
 
 
 def _md_table(columns: list[str], rows: list[list[Any]]) -> str:
@@ -148,8 +147,8 @@ def _corpus(results: RunResults) -> list[dict]:
     if not panels:
         return []
     return [_heading(1, "Corpus"),
-            {"type": "P", "text": "Clean corpus per language, and the smoothed mixture: q_L ∝ p_L^S, so large "
-                                  "languages are under-sampled and small ones repeated."}, _grid(panels)]
+            _paragraph("Clean corpus per language, and the smoothed mixture: q_L ∝ p_L^S, so large languages "
+                       "are under-sampled and small ones repeated."), _grid(panels)]
 
 
 def _tokenizer(results: RunResults) -> list[dict]:
@@ -161,8 +160,8 @@ def _tokenizer(results: RunResults) -> list[dict]:
     if not panels:
         return []
     return [_heading(1, "Tokenizer"),
-            {"type": "P", "text": "Fertility (subwords per word), share of words split, UNK rate and character "
-                                  "coverage per language."}, _grid(panels)]
+            _paragraph("Fertility (subwords per word), share of words split, UNK rate and character coverage "
+                       "per language."), _grid(panels)]
 
 
 def _pretraining(results: RunResults, settings: ReportSettings) -> list[dict]:
@@ -197,9 +196,8 @@ def _pretraining(results: RunResults, settings: ReportSettings) -> list[dict]:
     if not panels:
         return []
     return [_heading(1, "Pretraining"),
-            {"type": "P", "text": "Training curves against the optimizer step" + (", every model in each plot"
-                                  if multi else "") + "; held-out MLM loss per language on evaluation steps."},
-            _grid(panels)]
+            _paragraph("Training curves against the optimizer step" + (", every model in each plot" if multi else "")
+                       + "; held-out MLM loss per language on evaluation steps."), _grid(panels)]
 
 
 def _by_model(suite: EvalSuite) -> dict[str | None, Metrics]:
@@ -236,8 +234,8 @@ def _evaluation(results: RunResults, settings: ReportSettings) -> list[dict]:
         tasks = list(dict.fromkeys(task for per_task in summaries.values() for task in per_task))
         if multi_suite:
             blocks.append(_heading(2, f"Suite {suite.name}"))
-        blocks.append({"type": "P", "text": f"Fine-tuned on {source}, tested zero-shot on every language. Transfer "
-                                            f"gap = source score − average over target languages (lower is better)."})
+        blocks.append(_paragraph(f"Fine-tuned on {source}, tested zero-shot on every language. Transfer gap = "
+                                 f"source score − average over target languages (lower is better)."))
         overview = [_images([f"{_prefix(suite, model)}/heatmap" for model in by_model],
                             "score per task and language" + (" (one heat-map per model)" if len(by_model) > 1 else ""))]
         if len(by_model) == 1:  # several models: "Model comparison" puts them side by side
@@ -252,8 +250,8 @@ def _evaluation(results: RunResults, settings: ReportSettings) -> list[dict]:
             blocks += [_heading(2 if not multi_suite else 3, f"Task {task}"),
                        _markdown(_task_table(task, per_model, source))]
             panels = []
-            for model, summary in per_model.items():
-                if summary is not None:
+            for model, task_summary in per_model.items():
+                if task_summary is not None:
                     label = f"{task} per language" + (f" ({model})" if model else "")
                     panels += [_bar_chart(_prefix(suite, model), task, label),
                                _table(f"{_prefix(suite, model)}/{task}/table")]
@@ -308,8 +306,8 @@ def _neutrality(results: RunResults) -> list[dict]:
     if not blocks:
         return []
     return [_heading(1, "Language neutrality"),
-            {"type": "P", "text": "Tatoeba retrieval accuracy per layer, with and without subtracting each "
-                                  "language's mean vector (Libovický et al. 2019), and the language centroids."},
+            _paragraph("Tatoeba retrieval accuracy per layer, with and without subtracting each language's mean "
+                       "vector (Libovický et al. 2019), and the language centroids."),
             *blocks]
 
 
@@ -328,78 +326,6 @@ def report_spec(results: RunResults, settings: ReportSettings, run: WandbRun) ->
         "runset": {"name": f"{run.name} ({run.id})", "filters": f"ID = '{run.id}'"},
         "blocks": blocks,
     }
-
-
-# ----------------------------------------------------------------------------- wandb-workspaces
-
-def read_spec(path: Path, run_dir: Path) -> dict:
-    """The specification at `path`, written for the run folder `run_dir` (named in errors)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"no W&B Report specification at {path}: write it with `mbert report {run_dir} --wandb "
-                        f"offline` (W&B on), then `wandb sync` its run and publish with `mbert report {run_dir} "
-                        f"--publish`")
-    spec = read_json(path)
-    if not isinstance(spec, dict) or spec.get("format") != SPEC_FORMAT:
-        raise UserError(f"{path} is not a {SPEC_FORMAT} specification; write it again with "
-                        f"`mbert report {run_dir} --wandb offline`")
-    return spec
-
-
-def to_report(spec: dict, entity: str | None = None) -> Any:
-    """The `wandb_workspaces.reports.v2.Report` the specification describes (nothing is sent)."""
-    import wandb_workspaces.reports.v2 as wr
-
-    def make(item: dict, allowed: tuple[str, ...]) -> Any:
-        if item.get("type") not in allowed:
-            raise ValueError(f"unknown {item.get('type')!r}, expected one of {', '.join(allowed)}")
-        arguments = {k: v for k, v in item.items() if k not in ("type", "layout", "panels")}
-        if "layout" in item:
-            arguments["layout"] = wr.Layout(**item["layout"])
-        if item["type"] == "PanelGrid":  # every grid shows the one run that logged its keys
-            arguments.update(runsets=[wr.Runset(**spec["runset"])], panels=[make(p, PANELS) for p in item["panels"]])
-        return getattr(wr, item["type"])(**arguments)
-
-    try:
-        return wr.Report(project=spec["project"], entity=entity or spec.get("entity") or "", title=spec["title"],
-                         description=spec["description"], blocks=[make(b, BLOCKS) for b in spec["blocks"]],
-                         width="fluid")
-    except (KeyError, TypeError, ValueError) as exc:  # a hand-edited or foreign file
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"the W&B Report specification is not valid ({reason}); write it again with "
-                        f"`mbert report {spec.get('run_dir', 'RUN_DIR')} --wandb offline`") from None
-
-
-def publish(spec: dict, path: Path) -> str:
-    """Create the Report on W&B, or update the project's Report of the same title; returns its URL.
-    `path` is where the specification lies (named in errors, which keep it for a retry)."""
-    import wandb
-    from wandb.apis.public.runs import RunNotFoundError
-
-    try:
-        api = wandb.Api()
-    except wandb.errors.UsageError:
-        raise UserError(f"no W&B API key: run `wandb login` (or set WANDB_API_KEY), then `mbert report "
-                        f"{spec['run_dir']} --publish` publishes {path}") from None
-    entity = spec.get("entity") or os.environ.get("WANDB_ENTITY") or api.default_entity
-    run = spec["run"]
-    try:
-        api.run(f"{entity}/{spec['project']}/{run['id']}")
-    except RunNotFoundError:
-        raise UserError(f"the run {entity}/{spec['project']}/{run['id']} that the Report shows is not on W&B: upload "
-                        f"it with `wandb sync {run['folder']}`, then `mbert report {spec['run_dir']} --publish`") from None
-    report = to_report(spec, entity)
-    try:
-        existing = next((r for r in api.reports(f"{entity}/{spec['project']}") if r.display_name == spec["title"]),
-                        None)
-        if existing is not None:
-            report.id = existing.id  # update the group's Report rather than add another
-        report.save()
-        return report.url
-    except (wandb.errors.Error, ValueError, OSError) as exc:  # the service refused or could not be reached
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"W&B Report not published ({reason}); {path} is kept: retry with "
-                        f"`mbert report {spec['run_dir']} --publish`") from None
 
 
 def report_to_wandb(run_dir: Path, out_dir: Path, tracker: Any, *, results: RunResults | None = None,
