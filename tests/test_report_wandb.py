@@ -172,6 +172,8 @@ def test_report_spec_names_every_task_model_and_language(offline_run):
     overview = next(b["text"] for b in spec["blocks"] if b["type"] == "MarkdownBlock")
     assert "5 languages (de, en, fr, is, ja)" in overview and "S = 0.7" in overview and "1,000 entries" in overview
     assert "| is | 0.2086 | 0.2264 | 1.09 |" in overview  # p_L, q_L, ratio of the mixture manifest
+    assert "**Pretrained models**: model (20 steps)." in overview
+    assert "scored in 4 languages (de, en, fr, ja); models mlm, tlm." in overview
 
 
 def test_report_spec_panels_point_at_keys_the_run_logged(offline_run):

@@ -72,6 +72,8 @@ def test_demo_report_stage_writes_the_wandb_report_of_its_run(
     assert spec["run"]["group"] == run_dir.name and spec["run"]["name"] == f"{run_dir.name}-report"
     assert_spec_names_every_result(spec, run_dir / "eval" / "demo")  # mlm, mlm-tlm, random-init
     assert_panels_point_at_logged_keys(spec)
+    overview = next(b["text"] for b in spec["blocks"] if b["type"] == "MarkdownBlock")
+    assert "**Pretrained models**: mlm (tiny BERT, 8 steps); mlm-tlm (tiny BERT, 8 steps)." in overview
     assert f"then `mbert report {run_dir} --publish`" in result.stdout
 
 

@@ -97,11 +97,14 @@ def _models(results: RunResults) -> list[str]:
 
 
 def _model_text(manifest: dict | None) -> str:
-    settings = manifest.get("settings") if isinstance(manifest, dict) else None
-    shape = settings.get("model") if isinstance(settings, dict) else None
-    steps = manifest.get("steps") if isinstance(manifest, dict) else None
-    return ", ".join(x for x in (f"{shape} BERT" if shape else "", f"{format_value(steps)} steps" if steps else "")
-                     if x) or "no manifest yet"
+    """'small BERT (layers 6), 800 steps' from a pretrain manifest: preset, shape settings laid over it, steps."""
+    manifest = manifest if isinstance(manifest, dict) else {}
+    settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
+    overrides = ", ".join(f"{k} {settings[k]}" for k in ("layers", "hidden_size", "heads", "intermediate_size")
+                          if settings.get(k) is not None)
+    shape = f"{settings['model']} BERT" + (f" ({overrides})" if overrides else "") if settings.get("model") else ""
+    steps = f"{format_value(manifest['steps'])} steps" if isinstance(manifest.get("steps"), int) else ""
+    return ", ".join(x for x in (shape, steps) if x) or "no manifest yet"
 
 
 def _overview(results: RunResults) -> list[dict]:
