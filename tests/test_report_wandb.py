@@ -232,13 +232,14 @@ def test_online_without_a_key_logs_offline_and_says_how_to_publish(tmp_path, dat
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc key
     run = make_run(tmp_path, data_dir, stages=("evaluate",))
     shutil.rmtree(run / "eval" / "default" / "models")  # one model: its panels read eval/<suite>/<task>/...
-    assert main(["report", str(run), "--wandb", "online", "--set", "report.figure_dpi=50"]) == 0
+    report = tmp_path / "elsewhere"
+    assert main(["report", str(run), "--wandb", "online", "--out", str(report), "--set", "report.figure_dpi=50"]) == 0
     out, err = capsys.readouterr()
-    spec = json.loads((run / "report" / SPEC_FILE).read_text())
+    spec = json.loads((report / SPEC_FILE).read_text())
     assert "no API key found, logging offline" in err
     lines = [line for line in out.splitlines() if line.startswith("W&B Report:")]
-    assert lines == [f"W&B Report: specification in {run / 'report' / SPEC_FILE}; to publish it: `wandb sync "
-                     f"{spec['run']['folder']}`, then `mbert report {run} --publish`."]
+    assert lines == [f"W&B Report: specification in {report / SPEC_FILE}; to publish it: `wandb sync "
+                     f"{spec['run']['folder']}`, then `mbert report {run} --out {report} --publish`."]
     assert Path(spec["run"]["folder"]).name.startswith("offline-run-")
     assert_spec_names_every_result(spec, run / "eval" / "default")
     assert_panels_point_at_logged_keys(spec)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..atomic import atomic_write_json
 from ..progress import summary
@@ -26,6 +26,9 @@ from .sections import CORPUS_COLUMNS, matrix_table, neutrality_blocks
 from .settings import ReportSettings
 from .wandb_log import log_run_to_wandb
 from .wandb_publish import SPEC_FILE, SPEC_FORMAT, publish
+
+if TYPE_CHECKING:
+    from .tracking import Tracker
 
 TITLE_MAX = 128  # W&B's limit on a Report title
 WIDE = {"w": 12, "h": 9}  # half the report's width: tables, charts and images stay readable
@@ -331,7 +334,7 @@ def report_spec(results: RunResults, settings: ReportSettings, run: WandbRun) ->
     }
 
 
-def report_to_wandb(run_dir: Path, out_dir: Path, tracker: Any, *, results: RunResults | None = None,
+def report_to_wandb(run_dir: Path, out_dir: Path, tracker: Tracker, *, results: RunResults | None = None,
                     settings: ReportSettings | None = None) -> Path | None:
     """The W&B side of the report: log the run (`log_run_to_wandb`), write OUT/wandb_report.json for the
     tracker's run, and publish it when the run is online, else say in one line how to publish it later.
@@ -348,8 +351,9 @@ def report_to_wandb(run_dir: Path, out_dir: Path, tracker: Any, *, results: RunR
     path = Path(out_dir) / SPEC_FILE
     atomic_write_json(path, spec)
     if wandb_run.offline:
+        out = "" if Path(out_dir) == Path(run_dir) / "report" else f" --out {out_dir}"
         summary(f"W&B Report: specification in {path}; to publish it: `wandb sync {run.folder}`, then "
-                f"`mbert report {spec['run_dir']} --publish`.")
+                f"`mbert report {run_dir}{out} --publish`.")
     else:
         summary(f"W&B Report: {publish(spec, path)}")
     return path
