@@ -16,6 +16,7 @@ from test_report import LANGS, make_run, write
 from mbert.cli import main
 from mbert.errors import UserError
 from mbert.report.build import build_report
+from mbert.report.sections import HEADLINE
 from mbert.report.settings import ReportSettings
 from mbert.report.tracking import Tracker
 from mbert.report.wandb_reader import (chart_definitions, find_run_file, history_rows, load_table, logged_tables,
@@ -194,8 +195,15 @@ def test_report_sections_follow_the_offline_report(offline_run):
     offline_sections = json.loads((run / "report" / "manifest.json").read_text())["sections"]
     h1 = [b["text"] for b in spec["blocks"] if b["type"] == "H1"]
     assert h1 == [title for title in offline_sections if title in h1]
-    assert h1 == ["Overview", "Corpus", "Tokenizer", "Pretraining", "Zero-shot evaluation", "Model comparison",
-                  "Language neutrality"]
+    assert h1 == ["Overview", HEADLINE, "Corpus", "Tokenizer", "Pretraining", "Zero-shot evaluation",
+                  "Model comparison", "Language neutrality"]
+    headline = spec["blocks"][[b.get("text") for b in spec["blocks"]].index(HEADLINE) + 1]["text"]
+    rows = [line for line in headline.splitlines() if line.startswith("| ")]
+    assert rows[1] == "| xnli | 80.0 ± 1.0 | 65.0 ± 1.2 | 85.0 ± 1.0 | 65.0 ± 1.2 |"
+    offline = (run / "report" / "report.md").read_text()
+    assert all(row in offline for row in rows[1:])  # the same numbers as the offline report's headline table
+    bars = [p["metrics"] for p in spec_panels(spec) if p.get("title") == "tatoeba: every model per language"]
+    assert bars == [[f"eval/default/{model}/tatoeba/{lang}" for lang in ("de", "ja") for model in ("mlm", "tlm")]]
 
 
 def test_report_spec_round_trips_through_wandb_workspaces(offline_run):

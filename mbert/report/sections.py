@@ -300,6 +300,7 @@ def _evaluation(results: RunResults, settings: ReportSettings, highlights: list)
     return sections
 
 
+HEADLINE = "Headline: pretrained models against random initialisation"
 NEUTRALITY_CAPTIONS = {
     "centroids.png": "Language centroids: mean-pooled sentence representations per language, PCA to 2-D",
     "retrieval_by_layer.png": "Tatoeba retrieval accuracy per layer, with and without subtracting each "
@@ -385,7 +386,7 @@ def _neutrality(results: RunResults, multi: bool) -> Section | None:
     return Section("Language neutrality", blocks) if blocks else None
 
 
-def _seed_average(summary: TaskSummary) -> tuple[float, float | None] | None:
+def seed_average(summary: TaskSummary) -> tuple[float, float | None] | None:
     """Mean and std over seeds of the per-seed average over target languages (None without targets
     or when the languages were scored with different seeds)."""
     runs = [summary.scores[lang].seeds for lang in summary.targets]
@@ -424,7 +425,7 @@ def _headline(results: RunResults, settings: ReportSettings) -> Section | None:
             row: list[Any] = [task]
             for summaries in by_model.values():
                 summary = summaries.get(task)
-                average = _seed_average(summary) if summary is not None else None
+                average = seed_average(summary) if summary is not None else None
                 row += ["–" if summary is None or summary.source is None else score_text(summary.scores[summary.source]),
                         "–" if average is None else f"{average[0]:.1f}" if average[1] is None
                         else f"{average[0]:.1f} ± {average[1]:.1f}"]
@@ -449,7 +450,7 @@ def _headline(results: RunResults, settings: ReportSettings) -> Section | None:
                     blocks.append(Figure(f"headline_{_slug(suite.name)}_{_slug(analysis.model or 'model')}_centroids",
                                          image.read_bytes(), f"{analysis.model or 'model'}: "
                                          + NEUTRALITY_CAPTIONS["centroids.png"]))
-    return Section("Headline: pretrained models against random initialisation", blocks) if blocks else None
+    return Section(HEADLINE, blocks) if blocks else None
 
 
 def build_document(results: RunResults, settings: ReportSettings) -> Document:

@@ -22,7 +22,7 @@ from . import plots
 from .collect import EvalSuite, Metrics, RunResults, collect_run
 from .document import Table, format_value
 from .scores import TaskSummary, score_text, summarize
-from .sections import CORPUS_COLUMNS, matrix_table, neutrality_blocks
+from .sections import CORPUS_COLUMNS, HEADLINE, matrix_table, neutrality_blocks, seed_average
 from .settings import ReportSettings
 from .wandb_log import log_run_to_wandb
 from .wandb_publish import SPEC_FILE, SPEC_FORMAT, publish
@@ -140,6 +140,47 @@ def _overview(results: RunResults) -> list[dict]:
                      f"{suite.source_language or 'the source language'}, scored in {len(languages)} languages "
                      f"({', '.join(languages)})" + (f"; models {', '.join(models)}." if models else "."))
     return [_heading(1, "Overview"), _markdown("\n\n".join(lines) or "The run folder holds no results yet.")]
+
+
+def _headline(results: RunResults, settings: ReportSettings) -> list[dict]:
+    """As report.html opens: every model (pretrained variants and random-init) per task on the source and
+    the target languages, then per task one bar per model and language, and the language centroids."""
+    blocks: list[dict] = []
+    for suite in results.evals:
+        if len(suite.models) < 2:
+            continue
+        source = suite.source_language or settings.source_language
+        by_model = {name: {s.task: s for s in summarize(metrics, source)} for name, metrics in suite.models.items()}
+        tasks = list(dict.fromkeys(task for per_task in by_model.values() for task in per_task))
+        rows = []
+        for task in tasks:
+            row: list[Any] = [task]
+            for per_task in by_model.values():
+                found = per_task.get(task)
+                average = seed_average(found) if found is not None else None
+                row += ["–" if found is None or found.source is None else score_text(found.scores[found.source]),
+                        "–" if average is None else f"{average[0]:.1f}" + (f" ± {average[1]:.1f}" if average[1]
+                                                                           is not None else "")]
+            rows.append(row)
+        if len(results.evals) > 1:
+            blocks.append(_heading(2, f"Suite {suite.name}"))
+        columns = ["task"] + [f"{name}: {part}" for name in by_model for part in (source, "target avg")]
+        blocks.append(_markdown(f"Mean ± std over fine-tuning seeds (target avg: the average over target "
+                                f"languages, per seed). Fine-tuned on {source}.\n\n" + _md_table(columns, rows)))
+        panels = []
+        for task in tasks:
+            languages = sorted({lang for per_task in by_model.values() if task in per_task
+                                for lang in per_task[task].scores}, key=lambda lang: (lang != source, lang))
+            scored = [(lang, name) for lang in languages for name, per_task in by_model.items()
+                      if task in per_task and lang in per_task[task].scores]
+            panels.append(_bars([f"{_prefix(suite, name)}/{task}/{lang}" for lang, name in scored],
+                                f"{task}: every model per language"))
+        centroids = ["/".join(x for x in ("analysis", suite.name, analysis.model, "centroids") if x)
+                     for analysis in suite.analyses if any(i.name == "centroids.png" for i in analysis.images)]
+        if centroids:
+            panels.append(_images(centroids, "language centroids per model"))
+        blocks.append(_grid(panels))
+    return [_heading(1, HEADLINE), *blocks] if blocks else []
 
 
 def _corpus(results: RunResults) -> list[dict]:
@@ -319,7 +360,8 @@ def _neutrality(results: RunResults) -> list[dict]:
 
 def report_spec(results: RunResults, settings: ReportSettings, run: WandbRun) -> dict:
     """The Report of `results` as JSON: sections in the order of report.html."""
-    blocks = [{"type": "TableOfContents"}, *_overview(results), *_corpus(results), *_tokenizer(results),
+    blocks = [{"type": "TableOfContents"}, *_overview(results), *_headline(results, settings), *_corpus(results),
+              *_tokenizer(results),
               *_pretraining(results, settings), *_evaluation(results, settings), *_comparison(results, settings),
               *_neutrality(results)]
     return {
