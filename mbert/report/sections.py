@@ -386,7 +386,7 @@ def _neutrality(results: RunResults, multi: bool) -> Section | None:
     return Section("Language neutrality", blocks) if blocks else None
 
 
-def seed_average(summary: TaskSummary) -> tuple[float, float | None] | None:
+def _seed_average(summary: TaskSummary) -> tuple[float, float | None] | None:
     """Mean and std over seeds of the per-seed average over target languages (None without targets
     or when the languages were scored with different seeds)."""
     runs = [summary.scores[lang].seeds for lang in summary.targets]
@@ -394,6 +394,22 @@ def seed_average(summary: TaskSummary) -> tuple[float, float | None] | None:
         return None
     per_seed = np.mean(np.asarray(runs, dtype=float), axis=0)
     return float(per_seed.mean()), float(per_seed.std(ddof=1)) if len(per_seed) > 1 else None
+
+
+def headline_table(by_model: dict[str, dict[str, TaskSummary]], tasks: list[str],
+                   source: str) -> tuple[list[str], list[list[str]]]:
+    """Columns and rows of the headline table: per task, each model's source score and target average."""
+    rows = []
+    for task in tasks:
+        row = [task]
+        for summaries in by_model.values():
+            summary = summaries.get(task)
+            average = _seed_average(summary) if summary is not None else None
+            row += ["–" if summary is None or summary.source is None else score_text(summary.scores[summary.source]),
+                    "–" if average is None else f"{average[0]:.1f}" if average[1] is None
+                    else f"{average[0]:.1f} ± {average[1]:.1f}"]
+        rows.append(row)
+    return ["task"] + [f"{name}: {part}" for name in by_model for part in (source, "target avg")], rows
 
 
 def _layer_curves(summaries: dict[str, TaskSummary]) -> dict[str, dict[str, dict[int, float]]]:
@@ -420,17 +436,7 @@ def _headline(results: RunResults, settings: ReportSettings) -> Section | None:
         tasks = list(dict.fromkeys(task for summaries in by_model.values() for task in summaries))
         if len(results.evals) > 1:
             blocks.append(Heading(f"Suite {suite.name}"))
-        rows = []
-        for task in tasks:
-            row: list[Any] = [task]
-            for summaries in by_model.values():
-                summary = summaries.get(task)
-                average = seed_average(summary) if summary is not None else None
-                row += ["–" if summary is None or summary.source is None else score_text(summary.scores[summary.source]),
-                        "–" if average is None else f"{average[0]:.1f}" if average[1] is None
-                        else f"{average[0]:.1f} ± {average[1]:.1f}"]
-            rows.append(row)
-        header = ["task"] + [f"{name}: {part}" for name in by_model for part in (source, "target avg")]
+        header, rows = headline_table(by_model, tasks, source)
         blocks.append(Table(header, rows, f"Mean ± std over fine-tuning seeds (target avg: the average over "
                                           f"target languages, per seed). Fine-tuned on {source}."))
         for task in tasks:

@@ -22,7 +22,7 @@ from . import plots
 from .collect import EvalSuite, Metrics, RunResults, collect_run
 from .document import Table, format_value
 from .scores import TaskSummary, score_text, summarize
-from .sections import CORPUS_COLUMNS, HEADLINE, matrix_table, neutrality_blocks, seed_average
+from .sections import CORPUS_COLUMNS, HEADLINE, headline_table, matrix_table, neutrality_blocks
 from .settings import ReportSettings
 from .wandb_log import log_run_to_wandb
 from .wandb_publish import SPEC_FILE, SPEC_FORMAT, publish
@@ -152,19 +152,9 @@ def _headline(results: RunResults, settings: ReportSettings) -> list[dict]:
         source = suite.source_language or settings.source_language
         by_model = {name: {s.task: s for s in summarize(metrics, source)} for name, metrics in suite.models.items()}
         tasks = list(dict.fromkeys(task for per_task in by_model.values() for task in per_task))
-        rows = []
-        for task in tasks:
-            row: list[Any] = [task]
-            for per_task in by_model.values():
-                found = per_task.get(task)
-                average = seed_average(found) if found is not None else None
-                row += ["–" if found is None or found.source is None else score_text(found.scores[found.source]),
-                        "–" if average is None else f"{average[0]:.1f}" + (f" ± {average[1]:.1f}" if average[1]
-                                                                           is not None else "")]
-            rows.append(row)
         if len(results.evals) > 1:
             blocks.append(_heading(2, f"Suite {suite.name}"))
-        columns = ["task"] + [f"{name}: {part}" for name in by_model for part in (source, "target avg")]
+        columns, rows = headline_table(by_model, tasks, source)
         blocks.append(_markdown(f"Mean ± std over fine-tuning seeds (target avg: the average over target "
                                 f"languages, per seed). Fine-tuned on {source}.\n\n" + _md_table(columns, rows)))
         panels = []
