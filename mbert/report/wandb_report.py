@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..artifact import writing
 from ..atomic import atomic_write_json
 from ..progress import summary
 from . import plots
@@ -381,7 +382,8 @@ def report_to_wandb(run_dir: Path, out_dir: Path, tracker: Tracker, *, results: 
                    entity=None if wandb_run.offline else wandb_run.entity or None, folder=str(tracker.run_path))
     spec = report_spec(results, settings, run)
     path = Path(out_dir) / SPEC_FILE
-    atomic_write_json(path, spec)
+    with writing(out_dir):  # the report folder's one-writer lock, as while building it
+        atomic_write_json(path, spec)
     if wandb_run.offline:
         out = "" if Path(out_dir) == Path(run_dir) / "report" else f" --out {out_dir}"
         summary(f"W&B Report: specification in {path}; to publish it: `wandb sync {run.folder}`, then "
