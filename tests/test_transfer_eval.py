@@ -479,7 +479,7 @@ max_eval_examples = 10
     assert "| language | ours | reference |" in (tmp_path / "out" / "summary.md").read_text()
     code = main(["--quiet", "evaluate", "--model", f"ours={tiny_model}", "--suite", str(suite),
                  "--out", str(tmp_path / "out2"), "--set", f'evaluate.compare={{ours = "{tiny_model}"}}'])
-    assert code != 0 and "already a model's name" in capsys.readouterr().err
+    assert code == 2 and "already a model's name" in capsys.readouterr().err  # invalid settings
     assert not (tmp_path / "out2").exists()
 
 
