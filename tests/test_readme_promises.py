@@ -169,7 +169,9 @@ heldout_instances = 2
 
 
 def test_wandb_online_without_an_api_key_logs_offline(tmp_path, monkeypatch, capsys):
+    from mbert.errors import UserError
     from mbert.report.tracking import Tracker
+    from mbert.report.wandb_reader import find_run_file, summary_values, wait_until_finished
 
     for name in ("WANDB_API_KEY", "WANDB_MODE"):
         monkeypatch.delenv(name, raising=False)
@@ -181,3 +183,11 @@ def test_wandb_online_without_an_api_key_logs_offline(tmp_path, monkeypatch, cap
         run_path = tracker.run_path
     assert run_path.name.startswith("offline-run-") and run_path.parent == tmp_path / "run" / "wandb"
     assert "no API key found, logging offline" in capsys.readouterr().err
+    run_file = wait_until_finished(find_run_file(run_path))  # `wandb sync` uploads this file later
+    assert summary_values(run_file)["answer"] == 42
+    # a run file without its exit record (still being written by another process) is an error, at once
+    torn = tmp_path / "torn" / "run-torn.wandb"
+    torn.parent.mkdir()
+    torn.write_bytes(run_file.read_bytes()[:len(run_file.read_bytes()) // 2])
+    with pytest.raises(UserError, match="no exit record"):
+        wait_until_finished(torn)
