@@ -161,6 +161,23 @@ def test_masks_are_redrawn_every_epoch_and_each_instance_is_seen_once_per_epoch(
     assert seen_instances(again, 3) == seen[:24]
 
 
+def test_tlm_ratio_is_the_share_of_tlm_steps(small_corpus, vocab_dir, data_dir, tmp_path):
+    from mbert.config import build
+    from mbert.pretrain.settings import TlmPair
+
+    tatoeba = data_dir / "tatoeba"
+    pair = build(TlmPair, {"src": tatoeba / "tatoeba.deu-eng.deu", "tgt": tatoeba / "tatoeba.deu-eng.eng",
+                           "src_lang": "de", "tgt_lang": "en"})
+    for ratio in (0.3, 0.8):
+        trainer = prepared_trainer(small_corpus, vocab_dir, tmp_path / str(ratio), steps=600, batch_size=2,
+                                   tlm=[pair], tlm_ratio=ratio)
+        steps = [trainer.step_batches(step) for step in range(1, 601)]
+        share = sum(kind == "tlm" for kind, _ in steps) / len(steps)
+        assert abs(share - ratio) < 0.06, (ratio, share)  # 3 standard deviations
+        for kind, batches in steps[:50]:  # a TLM step trains on sentence pairs, positions restarting
+            assert (batches[0].position_ids is not None) == (kind == "tlm")
+
+
 # ----------------------------------------------------------------------------- instances
 
 def test_nsp_gives_half_random_next_segments(large_store):
