@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers_pretrain import make_mixture, make_vocab  # noqa: E402
 
 SEPARATORS = {";", "&&", "||", "|", "do", "then", "done", "(", ")"}
+BAR_VARIABLES = ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS")
 
 
 def readme(repo_dir: Path) -> str:
@@ -152,11 +153,13 @@ heldout_instances = 2
 """, encoding="utf-8")
     out = tmp_path / "pretrain"
     err = tmp_path / "stderr.txt"
+    # the environment as a user's shell has it: not what earlier in-process commands set here
+    env = {k: v for k, v in os.environ.items() if k not in BAR_VARIABLES} | {"OMP_NUM_THREADS": "1"}
     with open(err, "w", encoding="utf-8") as stderr:  # a file, as with `mbert pretrain ... 2>file`
         done = subprocess.run([sys.executable, "-m", "mbert", "pretrain", "--recipe", str(recipe), "--corpus",
                                str(corpus), "--vocab", str(vocab), "--out", str(out), "--wandb", "off",
                                "--set", "pretrain.steps=3", "--set", "pretrain.max_seq_length=32", "--steps", "2"],
-                              stdout=subprocess.PIPE, stderr=stderr, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+                              stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
     log = err.read_text(encoding="utf-8")
     assert done.returncode == 0, log[-3000:]
     settings = json.loads((out / "manifest.json").read_text())["settings"]
@@ -166,6 +169,27 @@ heldout_instances = 2
     assert "Pretrained a tiny BERT for 2 steps" in done.stdout
     # no progress bar of ours or of transformers ("Writing model shards" in save_pretrained)
     assert "\r" not in log and "%|" not in log and "Writing model shards" not in log, log
+
+
+def test_library_bars_stay_off_after_models_are_loaded_quietly(monkeypatch):
+    """`mbert evaluate` loads every model inside quiet_transformers(); leaving it must not switch
+    transformers' bars back on when they were off (no terminal, --quiet)."""
+    from transformers.utils import logging as hf_logging
+
+    from mbert.progress import hide_library_bars
+    from mbert.transfer.checkpoints import quiet_transformers
+
+    for name in BAR_VARIABLES:
+        monkeypatch.delenv(name, raising=False)  # restored after the test
+    hf_logging.enable_progress_bar()
+    try:
+        hide_library_bars()
+        assert not hf_logging.is_progress_bar_enabled()
+        with quiet_transformers():
+            pass
+        assert not hf_logging.is_progress_bar_enabled()
+    finally:
+        hf_logging.enable_progress_bar()
 
 
 def test_wandb_online_without_an_api_key_logs_offline(tmp_path, monkeypatch, capsys):
