@@ -3,7 +3,7 @@ tested and written, words cut off by `max_length` get the commonest training tag
 of the Tatoeba and BUCC files gives the numbers in metrics.json, and a failure half-way leaves
 nothing that looks complete (and an earlier result untouched).
 
-The tiny random BERT of test_transfer_eval.py is fine-tuned for a few seconds per test."""
+The tiny random BERT (`tiny_model`, conftest.py) is fine-tuned for a few seconds per test."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_transfer_eval import tiny_model, xtreme_accuracy, xtreme_read_label, xtreme_read_tag  # noqa: F401
+from test_transfer_eval import xtreme_accuracy, xtreme_read_label, xtreme_read_tag
 
 import mbert.transfer.evaluate as evaluate_module
 from mbert.transfer.evaluate import evaluate, is_complete
