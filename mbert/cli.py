@@ -1,12 +1,13 @@
 """`mbert` command line: one sub-command per stage; each stage registers its own commands.
 
-User errors (`UserError`) print one line and exit non-zero (2 for invalid settings); `--debug`
-shows the traceback instead."""
+User errors (`UserError`) print one line and exit 1 (2 for invalid settings); `--debug` shows the
+traceback instead, with the same exit status."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from typing import Callable
 
 from . import __version__
@@ -83,9 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except UserError as exc:
-        if args.debug:
-            raise
-        print(f"mbert: error: {exc}", file=sys.stderr)
+        if args.debug:  # the traceback too, with the same exit status
+            traceback.print_exc()
+        else:
+            print(f"mbert: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("mbert: interrupted", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Iterable, TypeVar
 
@@ -15,17 +16,40 @@ _quiet = False
 def set_quiet(quiet: bool) -> None:
     global _quiet
     _quiet = quiet
+    if not bars_shown():
+        hide_library_bars()
 
 
 def is_quiet() -> bool:
     return _quiet
 
 
+def bars_shown() -> bool:
+    """Progress bars are drawn on a terminal only, and not with --quiet."""
+    return not _quiet and sys.stderr.isatty()
+
+
+def hide_library_bars() -> None:
+    """Silence the bars that transformers, huggingface_hub and datasets draw themselves (e.g.
+    "Writing model shards" in `save_pretrained`). They read these variables when imported, here and
+    in child processes (tokenizer workers, torchrun); libraries already imported are told directly."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+        disable_progress_bars()
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+        hf_logging.disable_progress_bar()
+    if "datasets" in sys.modules:
+        from datasets.utils import disable_progress_bars as disable_datasets_bars
+        disable_datasets_bars()
+
+
 def bar(iterable: Iterable[T] | None = None, *, total: int | float | None = None, desc: str = "",
         unit: str = "it", **kwargs) -> tqdm:
     """A tqdm bar, disabled when quiet or not attached to a terminal."""
-    disable = _quiet or not sys.stderr.isatty()
-    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable, dynamic_ncols=True,
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=not bars_shown(), dynamic_ncols=True,
                 **kwargs)
 
 

@@ -55,3 +55,13 @@ def tiny_bert(tmp_path_factory, data_dir):
     from helpers_transfer import build_tiny_bert
 
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), data_dir / "corpus")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, data_dir) -> Path:
+    """A random 2-layer BERT MLM checkpoint folder (3,000-entry WordPiece on kit text of 5 languages),
+    built once for every fine-tuning test."""
+    from helpers_transfer import tiny_mlm_checkpoint
+
+    corpus = [data_dir / "corpus" / f"{lang}.txt" for lang in ("en", "de", "fr", "es", "zh")]
+    return tiny_mlm_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", corpus, 3000)

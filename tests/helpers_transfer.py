@@ -35,3 +35,16 @@ def build_tiny_bert(out: Path, corpus_dir: Path):
     model = BertModel(config).eval()
     model.save_pretrained(out)
     return model, tokenizer
+
+
+def tiny_mlm_checkpoint(folder: Path, corpus: list[Path], vocab_size: int) -> Path:
+    """A random 2-layer `BertForMaskedLM` checkpoint folder with a WordPiece tokenizer trained on `corpus`."""
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizer
+
+    tokenizer = BertTokenizer(vocab=str(write_test_vocab(folder, corpus, vocab_size)), do_lower_case=False)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128)
+    BertForMaskedLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

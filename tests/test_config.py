@@ -133,4 +133,4 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     recipe = tmp_path / "bad.toml"
     recipe.write_text("[sample]\nsmoothing = 0\n", encoding="utf-8")
     result = _mbert("--debug", "run", str(recipe), cwd=tmp_path)
-    assert result.returncode != 0 and "Traceback" in result.stderr
+    assert result.returncode == 2 and "Traceback" in result.stderr  # the same status as without --debug

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers_transfer import write_test_vocab
+from helpers_transfer import tiny_mlm_checkpoint as _tiny_checkpoint
 
 from mbert.cli import main
 from mbert.config import build
@@ -31,24 +31,7 @@ from mbert.transfer.tasks import load_task
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 # ----------------------------------------------------------------------------- fixtures
-
-def _tiny_checkpoint(folder: Path, corpus: list[Path], vocab_size: int) -> Path:
-    from transformers import BertConfig, BertForMaskedLM, BertTokenizer
-
-    tokenizer = BertTokenizer(vocab=str(write_test_vocab(folder, corpus, vocab_size)), do_lower_case=False)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
-    BertForMaskedLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory, data_dir) -> Path:
-    corpus = [data_dir / "corpus" / f"{lang}.txt" for lang in ("en", "de", "fr", "es", "zh")]
-    return _tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", corpus, 3000)
-
+# `tiny_model` (conftest.py): a random 2-layer BERT checkpoint, shared by the session
 
 def _write_suite(path: Path, body: str) -> Path:
     path.write_text(body, encoding="utf-8")
@@ -479,7 +462,7 @@ max_eval_examples = 10
     assert "| language | ours | reference |" in (tmp_path / "out" / "summary.md").read_text()
     code = main(["--quiet", "evaluate", "--model", f"ours={tiny_model}", "--suite", str(suite),
                  "--out", str(tmp_path / "out2"), "--set", f'evaluate.compare={{ours = "{tiny_model}"}}'])
-    assert code != 0 and "already a model's name" in capsys.readouterr().err
+    assert code == 2 and "already a model's name" in capsys.readouterr().err  # invalid settings
     assert not (tmp_path / "out2").exists()
 
 

@@ -3,7 +3,14 @@
 Sentences of a document are packed until they reach the target length (`max_seq_length` minus
 the special tokens; with probability `short_seq_prob` a random shorter target, so the model also
 sees short inputs). With NSP the chunk is split into A and B, and half the time B is replaced by
-sentences from another document. Consecutive sentences are contiguous in the token store, so an
+sentences from another document.
+
+Two choices differ from google-research/bert, so that the settings mean what they say: the target is
+drawn per instance, not once per document (a document with a short target yields more, shorter
+instances, which made the share of short instances up to twice `short_seq_prob`); and a chunk of a
+single sentence that is to keep its actual next segment gets the document's next sentence as B (at
+the document's end: the previous sentence as A) instead of always a random B, which made ~65% of
+the B segments random instead of half. Consecutive sentences are contiguous in the token store, so an
 instance is just two token ranges; nothing is copied.
 
 Instance array columns: a_start, a_len, b_start, b_len, is_random_next, lang_a, lang_b.
@@ -32,6 +39,13 @@ def _truncate_pair(a: list[int], b: list[int], max_tokens: int, rng: np.random.G
         longer[1] -= cut
 
 
+def _draw_target(max_tokens: int, short_seq_prob: float, rng: np.random.Generator) -> int:
+    """Token target of the next instance: the maximum, or with `short_seq_prob` a random shorter one."""
+    if rng.random() < short_seq_prob:
+        return int(rng.integers(2, max_tokens + 1))
+    return max_tokens
+
+
 def build_instances(store: TokenStore, documents: np.ndarray, max_seq_length: int,
                     short_seq_prob: float, nsp: bool, rng: np.random.Generator) -> np.ndarray:
     """Instances of the given document indices (into `store`)."""
@@ -43,9 +57,7 @@ def build_instances(store: TokenStore, documents: np.ndarray, max_seq_length: in
         doc = int(doc)
         lang = int(store.doc_lang[doc])
         first, last = int(doc_offsets[doc]), int(doc_offsets[doc + 1])
-        target = max_tokens
-        if rng.random() < short_seq_prob:
-            target = int(rng.integers(2, max_tokens + 1))
+        target = _draw_target(max_tokens, short_seq_prob, rng)
         chunk_start, length = first, 0
         sent = first
         while sent < last:
@@ -59,9 +71,20 @@ def build_instances(store: TokenStore, documents: np.ndarray, max_seq_length: in
                     if a[1] > 0:
                         rows.append((a[0], a[1], 0, 0, 0, lang, lang))
                 else:
-                    a_end = chunk_start + (int(rng.integers(1, n_sents)) if n_sents >= 2 else 1)
-                    a = [int(offsets[chunk_start]), int(offsets[a_end] - offsets[chunk_start])]
-                    random_next = n_sents == 1 or rng.random() < 0.5
+                    random_next = rng.random() < 0.5
+                    a_first = chunk_start
+                    if n_sents == 1 and not random_next:
+                        # B must be the actual next sentence: take the document's next one, or at
+                        # its end pair the previous sentence with this one
+                        if sent + 1 < last:
+                            sent += 1
+                        elif chunk_start > first:
+                            a_first = chunk_start - 1
+                        else:
+                            random_next = True  # a one-sentence document has no next sentence
+                        n_sents = sent + 1 - a_first
+                    a_end = a_first + (int(rng.integers(1, n_sents)) if n_sents >= 2 else 1)
+                    a = [int(offsets[a_first]), int(offsets[a_end] - offsets[a_first])]
                     lang_b = lang
                     if random_next and len(documents) > 1:
                         target_b = max(1, target - a[1])
@@ -83,6 +106,7 @@ def build_instances(store: TokenStore, documents: np.ndarray, max_seq_length: in
                     if a[1] > 0 and b[1] > 0:
                         rows.append((a[0], a[1], b[0], b[1], int(random_next), lang, lang_b))
                 chunk_start, length = sent + 1, 0
+                target = _draw_target(max_tokens, short_seq_prob, rng)
             sent += 1
     if not rows:
         return np.zeros((0, COLUMNS), np.int64)

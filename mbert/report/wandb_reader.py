@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import struct
-import time
 import zlib
 from pathlib import Path
 from typing import Any, Iterator
@@ -70,16 +69,24 @@ def find_run_file(folder: Path) -> Path:
     return files[-1]
 
 
-def wait_until_finished(path: Path, timeout: float = 30.0) -> Path:
-    """Wait until the run file holds its `exit` record: W&B's service writes the file in the
-    background and may still be flushing it just after `run.finish()` returns."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if Path(path).is_file() and any(r.WhichOneof("record_type") == "exit" for r in read_records(path)):
-            return Path(path)
-        if time.monotonic() > deadline:
-            raise UserError(f"{path} has no exit record after {timeout:.0f}s: the W&B run did not finish")
-        time.sleep(0.2)
+def wait_until_finished(path: Path) -> Path:
+    """`path` once it holds its `exit` record. W&B's service writes the file in the background and
+    may still be flushing it just after `run.finish()` returns; then this waits for the service of
+    this process to shut down (`wandb.teardown()`), which closes every run file. It waits for that
+    event, never for a fixed time, so a slow (loaded) machine only makes it slower. A run written
+    by another process that is still running has no exit record yet: that is an error."""
+    if not _has_exit_record(path):
+        import wandb
+
+        wandb.teardown()
+    if not _has_exit_record(path):
+        raise UserError(f"{path} has no exit record: the W&B run did not finish (or another process "
+                        f"is still writing it)")
+    return Path(path)
+
+
+def _has_exit_record(path: Path) -> bool:
+    return Path(path).is_file() and any(r.WhichOneof("record_type") == "exit" for r in read_records(path))
 
 
 def _items(items: Any) -> dict[str, Any]:

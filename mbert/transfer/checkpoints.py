@@ -35,14 +35,15 @@ def quiet_transformers() -> Iterator[None]:
     and unused MLM weights; users need not see that report or a loading bar for every seed."""
     from transformers.utils import logging as hf_logging
 
-    level = hf_logging.get_verbosity()
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         hf_logging.set_verbosity(level)
-        hf_logging.enable_progress_bar()
+        if bars:  # not when they were off (no terminal, --quiet)
+            hf_logging.enable_progress_bar()
 
 
 def load_encoder(folder: Path, device: str = "cpu"):

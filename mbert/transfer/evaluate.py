@@ -84,8 +84,8 @@ def _evaluate(model_dirs: dict[str, Path] | Path | list | None, suite_path: Path
     checkpoints = name_models(model_dirs) if model_dirs else []
     for reference in name_models(settings.compare):  # e.g. Google's mBERT beside the run's models
         if any(c.name == reference.name for c in checkpoints):
-            raise UserError(f"evaluate.compare names {reference.name!r}, which is already a model's name; "
-                            f"rename the reference")
+            raise ConfigError(f"evaluate.compare names {reference.name!r}, which is already a model's name; "
+                              f"rename the reference")
         checkpoints.append(reference)
     tokenizers = {c.name: check_checkpoint(c) for c in checkpoints}
     device = resolve_device(settings.device, "evaluate.device")

@@ -7,7 +7,6 @@ same settings on the same corpus, and refused otherwise unless `force` is set.""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -19,7 +18,7 @@ from ..atomic import staging_dir
 from ..config import write_resolved
 from ..errors import ConfigError, UserError
 from ..fake import parse_fake_code
-from ..progress import bar, info, is_quiet, summary
+from ..progress import bar, bars_shown, info, summary
 from .sentencepiece_vocab import SPM_MODEL_FILE, to_fast_tokenizer, train_sentencepiece
 from .settings import VocabSettings
 from ..corpus.layout import CorpusFolder, corpus_fingerprint, find_corpus
@@ -116,7 +115,7 @@ def _train_vocab(corpus_dir: Path, out_dir: Path, settings: VocabSettings, track
 
 
 def _train(folder: CorpusFolder, settings: VocabSettings, stats: ReadStats, stage: Path):
-    show = not is_quiet() and sys.stderr.isatty()
+    show = bars_shown()
     with bar(total=count_documents(folder), desc="vocab: reading corpus", unit="doc") as progress:
         source = _GuardedBatches(iter_line_batches(folder, stats), stats, progress)
         if settings.kind == "wordpiece":

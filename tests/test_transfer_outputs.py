@@ -1,0 +1,226 @@
+"""What `mbert evaluate` writes is what a user scores: the epoch best on the source dev set is the one
+tested and written, words cut off by `max_length` get the commonest training tag, XTREME's scoring
+of the Tatoeba and BUCC files gives the numbers in metrics.json, and a failure half-way leaves
+nothing that looks complete (and an earlier result untouched).
+
+The tiny random BERT (`tiny_model`, conftest.py) is fine-tuned for a few seconds per test."""
+
+from __future__ import annotations
+
+import json
+import lzma
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from test_transfer_eval import xtreme_accuracy, xtreme_read_label, xtreme_read_tag
+
+import mbert.transfer.evaluate as evaluate_module
+from mbert.transfer.evaluate import evaluate, is_complete
+from mbert.transfer.settings import EvaluateSettings
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+MAX_LENGTH = 24
+TRAIN_EXAMPLES = 200
+
+
+def xtreme_bucc_f1(labels: list[str], predictions: list[str]) -> float:
+    """google-research/xtreme evaluate.py `bucc_f1`, over the lines of its label and prediction files."""
+    gold = {tuple(line.split("\t")) for line in labels}
+    found = {tuple(line.split("\t")) for line in predictions}
+    correct = len(gold & found)
+    if not correct:
+        return 0.0
+    precision, recall = correct / len(found), correct / len(gold)
+    return 100 * 2 * precision * recall / (precision + recall)
+
+
+def read_xtreme_training_tags(path: Path, sentences: int) -> list[str]:
+    """Tags of the first `sentences` sentences of an XTREME `token<TAB>tag` file."""
+    tags, count = [], 0
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if not line.strip():
+            count += bool(tags)
+            if count == sentences:
+                break
+            continue
+        tags.append(line.split("\t")[1])
+    return tags
+
+
+def test_the_best_dev_epoch_is_scored_and_cut_off_words_get_the_commonest_tag(tiny_model, data_dir, tmp_path):
+    """The learning rate climbs through all three epochs (warm-up over the whole run) until it is far
+    too high, so the source dev score falls after the first epoch. The English test file is the dev
+    file: its score must be the best dev score, not the last epoch's."""
+    suite = tmp_path / "suite.toml"
+    suite.write_text(f"""
+data = "{data_dir}"
+seeds = [1]
+epochs = 3
+learning_rate = 0.1
+warmup_ratio = 1.0
+batch_size = 16
+max_length = {MAX_LENGTH}
+[tasks.udpos]
+kind = "pos"
+train = "udpos_xtreme/dev-en.tsv"
+dev = "ud/pud/en_pud-ud-test.conllu"
+test = "ud/pud/{{lang}}_pud-ud-test.conllu"
+languages = ["en", "de"]
+max_train_examples = {TRAIN_EXAMPLES}
+max_dev_examples = 40
+max_eval_examples = 40
+""", encoding="utf-8")
+    out = tmp_path / "out"
+    metrics = evaluate(tiny_model, suite, out, EvaluateSettings(suite=suite))["metrics"]
+    details = json.loads((out / "manifest.json").read_text())["details"]["tiny"]["udpos"]["1"]
+    dev = details["dev_scores"]
+    assert len(dev) == 3 and dev[-1] < max(dev) - 1  # the case under test: the dev score drops
+    assert details["best_epoch"] == dev.index(max(dev)) + 1
+    assert metrics["udpos"]["en"]["seeds"][0] == pytest.approx(max(dev), abs=1e-3)
+    gold = xtreme_read_tag(out / "labels/udpos/test-en.tsv")
+    predicted = xtreme_read_tag(out / "predictions/udpos/test-en.tsv")
+    flat = [(g, p) for gs, ps in zip(gold, predicted, strict=True) for g, p in zip(gs, ps, strict=True)]
+    assert 100 * sum(g == p for g, p in flat) / len(flat) == pytest.approx(max(dev), abs=1e-3)
+
+    # words beyond max_length (each word tokenized alone, [CLS] and [SEP] around) get the commonest
+    # tag of the training examples, here NOUN; the labels' first entry (ADJ) would be wrong
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    commonest = Counter(read_xtreme_training_tags(data_dir / "udpos_xtreme/dev-en.tsv", TRAIN_EXAMPLES)
+                        ).most_common(2)
+    assert commonest[0][1] > commonest[1][1] and commonest[0][0] != "ADJ"
+    from mbert.transfer.readers import read_conllu
+
+    cut_words = 0
+    for lang in ("en", "de"):
+        sentences = read_conllu(data_dir / f"ud/pud/{lang}_pud-ud-test.conllu")[:40]
+        predicted = xtreme_read_tag(out / f"predictions/udpos/test-{lang}.tsv")
+        assert [len(s.words) for s in sentences] == [len(p) for p in predicted]
+        for sentence, tags in zip(sentences, predicted):
+            used = 2
+            for index, word in enumerate(sentence.words):
+                used += len(tokenizer(word, add_special_tokens=False)["input_ids"]) or 1
+                if used > MAX_LENGTH:
+                    assert set(tags[index:]) == {commonest[0][0]}, (lang, sentence.words[index:])
+                    cut_words += len(tags) - index
+                    break
+    assert cut_words > 200
+
+
+def _retrieval_data(data_dir: Path, root: Path, tokenizer) -> tuple[int, int]:
+    """A data folder whose Tatoeba German side repeats every third English sentence verbatim, and whose
+    BUCC zh-en dev adds 15 English sentences verbatim to the Chinese side, next to 5 real gold pairs.
+    A random model retrieves verbatim copies and little else, so both scores lie well inside (0, 100).
+    Returns (Tatoeba sentences, BUCC gold pairs)."""
+    tatoeba = root / "tatoeba"
+    tatoeba.mkdir(parents=True)
+    kit = data_dir / "tatoeba"
+    english = (kit / "tatoeba.deu-eng.eng").read_text(encoding="utf-8").split("\n")[:120]
+    german = (kit / "tatoeba.deu-eng.deu").read_text(encoding="utf-8").split("\n")[:120]
+    german = [en if i % 3 == 0 else de for i, (en, de) in enumerate(zip(english, german))]
+    (tatoeba / "tatoeba.deu-eng.eng").write_text("\n".join(english) + "\n", encoding="utf-8")
+    (tatoeba / "tatoeba.deu-eng.deu").write_text("\n".join(german) + "\n", encoding="utf-8")
+
+    def read(name: str) -> dict[str, str]:
+        lines = lzma.open(data_dir / "bucc2018" / name, "rt", encoding="utf-8").read().split("\n")
+        return dict(line.split("\t", 1) for line in lines if line)
+
+    zh, en = read("zh-en.dev.zh.xz"), read("zh-en.dev.en.xz")
+    real_gold = [tuple(line.split("\t")) for line in
+                 (data_dir / "bucc2018" / "zh-en.dev.gold").read_text(encoding="utf-8").split("\n") if line][:5]
+    seen, english_ids = set(), []
+    for sentence_id, text in en.items():  # distinct token sequences: a random model tells them apart
+        key = tuple(tokenizer(text)["input_ids"])
+        if key not in seen and sentence_id not in {t for _, t in real_gold}:
+            seen.add(key)
+            english_ids.append(sentence_id)
+        if len(english_ids) == 150:
+            break
+    english_ids += [t for _, t in real_gold]
+    chinese_ids = [s for s in zh if s not in {s for s, _ in real_gold}][:100] + [s for s, _ in real_gold]
+    copies = {f"zh-copy-{n:03d}": english_ids[10 * n] for n in range(15)}
+    bucc = root / "bucc2018"
+    bucc.mkdir()
+    (bucc / "zh-en.dev.en").write_text("".join(f"{i}\t{en[i]}\n" for i in english_ids), encoding="utf-8")
+    (bucc / "zh-en.dev.zh").write_text("".join(f"{i}\t{zh[i]}\n" for i in chinese_ids)
+                                       + "".join(f"{c}\t{en[e]}\n" for c, e in copies.items()), encoding="utf-8")
+    gold = list(copies.items()) + real_gold
+    (bucc / "zh-en.dev.gold").write_text("".join(f"{s}\t{t}\n" for s, t in gold), encoding="utf-8")
+    return len(english), len(gold)
+
+
+def test_retrieval_scores_recompute_from_the_xtreme_files(tiny_model, data_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    sentences, gold_pairs = _retrieval_data(data_dir, tmp_path / "data", AutoTokenizer.from_pretrained(tiny_model))
+    suite = tmp_path / "retrieval.toml"
+    suite.write_text(f"""
+data = "{tmp_path / 'data'}"
+seeds = [1]
+[tasks.tatoeba]
+kind = "tatoeba"
+folder = "tatoeba"
+languages = ["de"]
+[tasks.bucc2018]
+kind = "bucc"
+folder = "bucc2018"
+languages = ["zh"]
+""", encoding="utf-8")
+    out = tmp_path / "out"
+    metrics = evaluate(tiny_model, suite, out, EvaluateSettings(suite=suite))["metrics"]
+    labels = xtreme_read_label(out / "labels/tatoeba/test-de.tsv")
+    predictions = xtreme_read_label(out / "predictions/tatoeba/test-de.tsv")
+    assert len(labels) == len(predictions) == sentences
+    accuracy = xtreme_accuracy(labels, predictions)
+    assert accuracy == pytest.approx(metrics["tatoeba"]["de"]["mean"], abs=1e-3)
+    assert 33 <= accuracy < 60  # the verbatim third, and little else
+    labels = xtreme_read_label(out / "labels/bucc2018/test-zh.tsv")
+    predictions = xtreme_read_label(out / "predictions/bucc2018/test-zh.tsv")
+    assert len(labels) == gold_pairs
+    f1 = xtreme_bucc_f1(labels, predictions)
+    assert f1 == pytest.approx(metrics["bucc2018"]["zh"]["mean"], abs=1e-3)
+    assert 50 < f1 < 100  # the copies are mined, the real pairs mostly not
+
+
+def test_a_failure_half_way_leaves_nothing_that_looks_complete(tiny_model, data_dir, tmp_path, monkeypatch):
+    suite = tmp_path / "suite.toml"
+    suite.write_text(f"""
+data = "{data_dir}"
+seeds = [1]
+epochs = 1
+max_length = 32
+[tasks.xnli]
+kind = "pair"
+split_by_index = true
+test = "xnli/dev-{{lang}}.tsv"
+languages = ["en", "de"]
+max_train_examples = 16
+max_dev_examples = 8
+max_eval_examples = 8
+[tasks.tatoeba]
+kind = "tatoeba"
+folder = "tatoeba"
+languages = ["de"]
+max_eval_examples = 10
+""", encoding="utf-8")
+    earlier = tmp_path / "earlier"
+    evaluate(tiny_model, suite, earlier, EvaluateSettings(suite=suite))
+    before = {p.relative_to(earlier): p.read_bytes() for p in earlier.rglob("*") if p.is_file()}
+    finished = []
+
+    def fails_after_the_first_task(*args, **kwargs):
+        finished.append(sorted(p.name for p in tmp_path.glob(".*")))  # the first task's files exist by now
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(evaluate_module, "_retrieval", fails_after_the_first_task)
+    for out in (tmp_path / "fresh", earlier):
+        with pytest.raises(OSError, match="No space"):
+            evaluate(tiny_model, suite, out, EvaluateSettings(suite=suite))
+        assert finished[-1], "the failure did not come half-way"
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
+    assert not (tmp_path / "fresh").exists() and not is_complete(tmp_path / "fresh")
+    assert is_complete(earlier)  # what the user had is untouched
+    assert {p.relative_to(earlier): p.read_bytes() for p in earlier.rglob("*") if p.is_file()} == before
