@@ -250,6 +250,16 @@ def unmapped_characters(text: str) -> Counter:
     return Counter({c: text.count(c) for c in missing})
 
 
+@functools.cache
+def _fake_points() -> frozenset[int]:
+    return frozenset(_points(_LETTER_TARGET) + _points(_PUNCT_TARGET))
+
+
+def is_fake_character(char: str) -> bool:
+    """A letter or punctuation mark of the fake scripts (their CJK ideographs are real, rare Han ones)."""
+    return ord(char) in _fake_points()
+
+
 def fallback_characters() -> set[str]:
     """The fallback character of each class (the same for every fake number)."""
     forward, _ = _tables(1)

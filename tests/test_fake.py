@@ -202,3 +202,10 @@ def test_shuffle_words_keeps_whitespace_in_place():
     assert Counter(out.split()) == Counter("abcd")
     assert [c for c in out if c.isspace()] == [c for c in sentence if c.isspace()]
     assert out[0] == " " and out[-1] == " "
+
+
+def test_the_tokenizer_report_names_the_fake_script():
+    from mbert.vocab.scripts import entry_script
+
+    assert entry_script("##" + fake_text("the", "en-fake")) == "Fake" == entry_script(fake_text(";", "en-fake2"))
+    assert entry_script("the") == "Latin" and entry_script(fake_text("中文", "zh-fake")) == "Han"

@@ -25,7 +25,6 @@ from .languages import language
 from .shards import RotatingWriter, ShardWriter, iter_rows
 
 FORMAT = 1  # bump when the copy changes in a way that should invalidate old copies
-WORD_ORDERS = ("same", "shuffled")
 _WORDS = re.compile(r"(\s+)")
 UNMAPPED_SHOWN = 20
 
@@ -97,10 +96,11 @@ def make_fake_copy(clean_dir: Path, code: str, word_order: str, entries: dict, s
         shutil.rmtree(staging, ignore_errors=True)
         raise
     target, previous = clean_dir / code, staging.with_name(f"{code}.old")
+    shutil.rmtree(previous, ignore_errors=True)
     if target.exists():
         os.replace(target, previous)
     os.replace(staging / "final", target)
-    shutil.rmtree(staging.parent / f"{code}.old", ignore_errors=True)
+    shutil.rmtree(previous, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
     return {
         "name": lang.name, "wiki": "", "script": lang.script, "fake_of": lang.fake_of, "word_order": word_order,

@@ -26,6 +26,7 @@ from ..errors import UserError
 from ..fake import fake_text, parse_fake_code
 from ..progress import bar
 from ..textfiles import read_lines
+from .readers import token_format
 
 # ISO 639-1 / Wikipedia code -> LASER's ISO 639-3 code in the Tatoeba file names (XTREME's 36 + more).
 TATOEBA_ISO3: dict[str, str] = {
@@ -192,7 +193,7 @@ def evaluate_tatoeba(model, tokenizer, data_dir: Path, languages: list[str], *, 
 def read_sentences(path: Path) -> list[str]:
     """Sentences of a CoNLL-U file (its `# text = ` lines) or of a text file (one per non-blank line)."""
     lines = read_lines(path)
-    if Path(path).name.removesuffix(".xz").removesuffix(".bz2").removesuffix(".gz").endswith(".conllu"):
+    if token_format(path) == "conllu":
         return [line[len("# text = "):].strip() for line in lines if line.startswith("# text = ")]
     return [line for line in lines if line.strip()]
 

@@ -12,6 +12,8 @@ import unicodedata
 from collections import Counter
 from functools import lru_cache
 
+from ..fake import is_fake_character
+
 # name words -> script; multi-word names first so "OL CHIKI" is not read as something else
 _SCRIPTS = {
     "CJK": "Han", "IDEOGRAPHIC": "Han", "KANGXI": "Han", "HIRAGANA": "Hiragana", "KATAKANA": "Katakana",
@@ -31,10 +33,13 @@ _SCRIPTS = {
 _TWO_WORD = {"OL CHIKI": "Ol Chiki", "TAI LE": "Tai Le", "NEW TAI": "New Tai Lue", "TAI THAM": "Tai Tham",
              "TAI VIET": "Tai Viet", "MEETEI MAYEK": "Meetei Mayek", "OLD ITALIC": "Old Italic"}
 COMMON, INHERITED, UNKNOWN = "Common", "Inherited", "Unknown"
+FAKE = "Fake"  # the letters and punctuation of mbert.fake's fake languages (Tangut, Yi, ... underneath)
 
 
 @lru_cache(maxsize=65536)
 def char_script(char: str) -> str:
+    if is_fake_character(char):
+        return FAKE
     category = unicodedata.category(char)
     if category[0] not in "LM":
         return COMMON  # digits, punctuation, symbols, separators
