@@ -298,3 +298,51 @@ def test_cli_writes_the_report_to_out(tmp_path, data_dir, capsys):
     assert is_complete(out) and "<title>CLI report</title>" in (out / "report.html").read_text(encoding="utf-8")
     assert "Report written" in capsys.readouterr().out
     assert not (run / "wandb").exists()
+
+
+# ----------------------------------------------------------------------------- text from a recipe is inert
+
+HOSTILE_TITLE = 'run <img src=x onerror="alert(1)"> & <b>'
+
+
+def _csp_sources(page: str) -> dict[str, list[str]]:
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', page).group(1)
+    return {name: values for name, *values in (part.split() for part in policy.split(";"))}
+
+
+def test_report_policy_allows_only_its_own_script_and_style_and_no_navigation(tmp_path, data_dir):
+    import base64
+    import hashlib
+
+    run = make_run(tmp_path, data_dir, stages=("corpus",))
+    page = build_report(run, settings=ReportSettings(title=HOSTILE_TITLE, figure_dpi=50)).read_text(encoding="utf-8")
+    policy = _csp_sources(page)
+    assert policy["form-action"] == ["'none'"] and policy["base-uri"] == ["'none'"]
+    assert policy["default-src"] == ["'none'"] and "'unsafe-inline'" not in sum(policy.values(), [])
+
+    def digest(text: str) -> str:
+        return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+    scripts = re.findall(r"<script>(.*?)</script>", page, re.S)
+    styles = re.findall(r"<style>(.*?)</style>", page, re.S)
+    assert policy["script-src"] == [digest(s) for s in scripts] and len(scripts) == 1
+    assert policy["style-src"] == [digest(s) for s in styles] and len(styles) == 1
+    assert "<img src=x" not in page and "&lt;img src=x onerror=&quot;alert(1)&quot;&gt; &amp; &lt;b&gt;" in page
+
+
+def test_injected_inline_script_does_not_run_in_chromium(built_report, tmp_path):
+    page = built_report.read_text(encoding="utf-8")
+    copy = tmp_path / "injected.html"
+    copy.write_text(page.replace("</main>", "</main><script>document.title='injected ran'</script>"),
+                    encoding="utf-8")
+    command = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+               f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom", copy.as_uri()]
+    dom = subprocess.run(command, capture_output=True, text=True, timeout=60).stdout
+    assert 'id="image-check"' in dom  # the report's own (hashed) script ran
+    assert "injected ran" not in dom.replace("document.title='injected ran'", "")
+
+
+def test_markdown_escapes_html_from_the_recipe_like_the_html(tmp_path, data_dir):
+    run = make_run(tmp_path, data_dir, stages=("corpus",))
+    build_report(run, settings=ReportSettings(title=HOSTILE_TITLE, figure_dpi=50))
+    first_line = (run / "report" / "report.md").read_text(encoding="utf-8").split("\n", 1)[0]
+    assert first_line == "# run &lt;img src=x onerror=\"alert(1)\"&gt; &amp; &lt;b&gt;"

@@ -1,17 +1,18 @@
 """Render a `Document` as ONE self-contained HTML file: inline CSS, images as data URIs.
 
-A Content-Security-Policy forbids every network or file request, so the page provably opens offline.
-The only script is inline and tiny: on load it records how many images decoded
-(`#image-check[data-loaded][data-total]`), which tests read from headless Chromium."""
+A Content-Security-Policy forbids every network or file request, so the page provably opens offline;
+it also forbids form submissions and a `<base>` that would redirect the in-page links, and allows
+only the one script whose hash it names (text injected through a recipe value cannot run). That
+script is tiny: on load it records how many images decoded (`#image-check[data-loaded][data-total]`),
+which tests read from headless Chromium."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 
 from .document import Code, Document, Figure, Heading, Table, Text, format_value
-
-CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
@@ -32,6 +33,15 @@ IMAGE_CHECK = ("window.addEventListener('load',function(){var im=Array.prototype
                "var d=document.createElement('div');d.id='image-check';d.hidden=true;"
                "d.setAttribute('data-loaded',ok);d.setAttribute('data-total',im.length);"
                "document.body.appendChild(d);});")
+
+
+def _sha256_source(text: str) -> str:
+    """A CSP source that allows exactly the inline element whose content is `text`."""
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+CSP = (f"default-src 'none'; img-src data:; style-src {_sha256_source(CSS)}; "
+       f"script-src {_sha256_source(IMAGE_CHECK)}; form-action 'none'; base-uri 'none'")
 
 
 def _cell(value: object) -> str:
