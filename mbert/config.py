@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import difflib
 import glob
+import math
 import os
 import re
 import tomllib
@@ -31,6 +32,7 @@ from .errors import ConfigError
 # names); out: an output, relative to the current folder.
 PathKind = Literal["file", "dir", "exists", "input", "out"]
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+INT64_LIMIT = 1 << 63
 
 
 def setting(default: Any = dataclasses.MISSING, *, help: str = "", min: float | None = None,
@@ -172,10 +174,14 @@ def _convert(value: Any, tp: Any, key: str, where: str, base_dir: Path, meta: di
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             _fail(key, value, "an integer", where)
+        if not -INT64_LIMIT <= value < INT64_LIMIT:  # numpy and torch counters are 64-bit
+            _fail(key, value, f"an integer of at most 64 bits (below {INT64_LIMIT:.3g})", where)
         return _check_range(value, key, where, meta)
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             _fail(key, value, "a number", where)
+        if not math.isfinite(value):  # nan passes every range check; inf is never a usable size or rate
+            _fail(key, value, "a finite number", where)
         return _check_range(float(value), key, where, meta)
     if tp is str:
         if not isinstance(value, str):

@@ -27,7 +27,7 @@ class CorpusSettings:
     min_sentence_chars: int = setting(2, min=1, help="drop shorter sentences")
     max_sentence_chars: int = setting(2000, min=1, help="drop longer sentences")
     min_document_sentences: int = setting(1, min=1, help="drop documents with fewer sentences")
-    workers: int = setting(0, min=0, runtime=True, help="worker processes; 0 = one per CPU core")
+    workers: int = setting(0, min=0, max=1024, runtime=True, help="worker processes; 0 = one per CPU core")
     force: bool = setting(False, runtime=True, help="redo languages that are already complete")
     chunk_mb: float = setting(16.0, min=0.0, min_exclusive=True, runtime=True,
                               help="compressed MB of a multistream dump / Parquet file per work unit")

@@ -33,8 +33,10 @@ class PretrainSettings:
     intermediate_size: int | None = setting(None, min=8, max=65536,
                                             help="feed-forward size; unset = 4 x hidden_size when "
                                                  "hidden_size is set, else the preset's")
-    steps: int = setting(1000, min=1, help="optimizer steps")
-    batch_size: int = setting(32, min=1, help="sequences per step (global, before accumulation split)")
+    # upper bounds: per-step arrays and one step's batch must fit in memory (mBERT: 1M steps of 256)
+    steps: int = setting(1000, min=1, max=100_000_000, help="optimizer steps")
+    batch_size: int = setting(32, min=1, max=1 << 20,
+                              help="sequences per step (global, before accumulation split)")
     grad_accum: int = setting(1, min=1, help="micro-batches per optimizer step (batch_size is split)")
     max_seq_length: int = setting(128, min=8, max=8192)
     learning_rate: float = setting(1e-4, min=0.0, min_exclusive=True)
@@ -57,7 +59,7 @@ class PretrainSettings:
                                         help="token_type ids carry the language (XLM); needs nsp off")
     heldout_docs: int = setting(2, min=0, help="documents held out per language for held-out MLM loss")
     heldout_instances: int = setting(16, min=1, help="at most this many held-out instances per language")
-    tokenize_workers: int = setting(0, min=0, runtime=True, help="processes for tokenization; 0 = all cores")
+    tokenize_workers: int = setting(0, min=0, max=1024, runtime=True, help="processes for tokenization; 0 = all cores")
     token_store: Path | None = setting(None, path="out", runtime=True,
                                        help="folder of the token store (default OUT/data/store); "
                                             "runs on the same corpus and vocabulary can share one")
