@@ -86,8 +86,22 @@ def _changes(previous: dict, recipe: Recipe, stage: str) -> str:
 def run_pipeline(recipe: Recipe, *, redo_from: str | None = None, until: str | None = None) -> Path:
     """Run the stages of `recipe` in order (up to `until`, inclusive); returns the report path."""
     layout = RunLayout(Path(recipe.run.out))
+    _check_corpus_sources(recipe, layout, redo_from)
     with writing(layout.root):  # one `mbert run` per run folder: they share run_state.json
         return _run_stages(recipe, layout, redo_from, until)
+
+
+def _check_corpus_sources(recipe: Recipe, layout: RunLayout, redo_from: str | None) -> None:
+    """A missing corpus source is an invalid setting: when the corpus stage will run, it stops the
+    run before any work (before the run folder is made)."""
+    from .corpus.extract import is_complete as corpus_done
+    from .corpus.sources import check_sources
+
+    state_path = layout.root / STATE_FILE
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    if redo_from == "corpus" or state.get("corpus") != stage_fingerprints(recipe)["corpus"] \
+            or not corpus_done(layout.clean):
+        check_sources(recipe.corpus.sources)
 
 
 def _run_stages(recipe: Recipe, layout: RunLayout, redo_from: str | None, until: str | None) -> Path:

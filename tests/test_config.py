@@ -117,6 +117,8 @@ def _mbert(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     ("[evaluate]\nsuite = \"no/such/suite.toml\"\n", "does not exist"),
     ("[vocab]\nkind = \"wordpeice\"\n", "did you mean 'wordpiece'"),
     ("[sample\n", "not valid TOML"),
+    ("[corpus.sources]\nen = [\"no/such/en.txt\"]\n", "no/such/en.txt' of 'en' does not exist"),
+    ("[corpus.sources]\nen = [\"no/such/*.txt\"]\n", "matches no file"),
 ])
 def test_bad_recipe_exits_2_with_one_line_and_no_traceback(tmp_path: Path, body: str, fragment: str) -> None:
     recipe = tmp_path / "bad.toml"
@@ -134,3 +136,28 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     recipe.write_text("[sample]\nsmoothing = 0\n", encoding="utf-8")
     result = _mbert("--debug", "run", str(recipe), cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" in result.stderr  # the same status as without --debug
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("sample.smoothing=nan", "sample.smoothing = nan is invalid; allowed: a finite number"),
+    ("corpus.shard_mb=inf", "corpus.shard_mb = inf is invalid; allowed: a finite number"),
+    ("corpus.chunk_mb=nan", "corpus.chunk_mb = nan is invalid"),
+    ("sample.shard_mb=nan", "sample.shard_mb = nan is invalid"),
+    ("pretrain.learning_rate=inf", "pretrain.learning_rate = inf is invalid"),
+    ("pretrain.dropout=nan", "pretrain.dropout = nan is invalid"),
+    ("pretrain.max_grad_norm=nan", "pretrain.max_grad_norm = nan is invalid"),  # clipping silently off
+    ("pretrain.batch_size=100000000000000000000", "an integer of at most 64 bits"),
+    ("pretrain.batch_size=1000000000", "pretrain.batch_size = 1000000000 is out of range; allowed: >= 1 and <= 1048576"),
+    ("pretrain.steps=1000000000000", "pretrain.steps = 1000000000000 is out of range"),
+])
+def test_non_finite_numbers_and_sizes_that_cannot_fit_are_refused(override: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_recipe(None, [override])
+    assert fragment in str(caught.value)
+
+
+def test_non_finite_flag_exits_2_before_any_work(tmp_path: Path) -> None:
+    result = _mbert("pretrain", "--corpus", "c", "--vocab", "v", "--out", "o", "--lr", "nan", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "mbert: error: pretrain.learning_rate = nan is invalid; allowed: a finite number"
+    assert not (tmp_path / "o").exists()

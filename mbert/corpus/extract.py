@@ -28,7 +28,7 @@ from ..progress import bar, info, summary
 from .fake_copy import make_fake_copy
 from .languages import language
 from .settings import CorpusSettings
-from .sources import Source, Unit, plan_units, resolve
+from .sources import Source, Unit, check_sources, plan_units, resolve
 from .worker import CleanOptions, finalize_language, process_unit
 
 STAGING = ".staging"
@@ -123,6 +123,7 @@ def extract_corpus(settings: CorpusSettings, out_dir: Path, tracker=None) -> dic
     started = time.perf_counter()
     declared = settings.declared_languages()
     langs = {code: language(code, declared) for code in settings.sources}  # unknown codes fail here, before any work
+    check_sources(settings.sources)
     with writing(out_dir):  # languages accumulate in one manifest: one writer at a time
         _check_writable(out_dir)
         return _extract(settings, out_dir, langs, started, tracker)

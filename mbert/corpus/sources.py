@@ -19,7 +19,7 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..errors import UserError
+from ..errors import ConfigError, UserError
 from . import dump
 from .dump import Page
 
@@ -48,7 +48,8 @@ class Unit:
 
 
 def expand(patterns: list[str], lang: str) -> list[Path]:
-    """Source paths from paths and globs; an `hf:` name passes through."""
+    """Source paths from paths and globs; an `hf:` name passes through. A missing path is an
+    invalid setting (exit 2), found before any work."""
     paths: list[Path] = []
     for pattern in patterns:
         if pattern.startswith("hf:"):
@@ -56,16 +57,24 @@ def expand(patterns: list[str], lang: str) -> list[Path]:
             continue
         matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
         if not matches:
-            raise UserError(f"[{lang}] source {pattern!r} matches no file; check the path or pattern")
+            raise ConfigError(f"corpus source {pattern!r} of {lang!r} matches no file; check the path or "
+                              f"pattern (--source or [corpus.sources])")
         for match in matches:
             path = Path(match)
             if not path.exists():
-                raise UserError(f"[{lang}] source {str(path)!r} does not exist; check the path")
+                raise ConfigError(f"corpus source {str(path)!r} of {lang!r} does not exist; check the path "
+                                  f"(--source or [corpus.sources])")
             if path.is_dir():
                 paths.extend(sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")))
             else:
                 paths.append(path)
     return list(dict.fromkeys(paths))
+
+
+def check_sources(sources: dict[str, list[str]]) -> None:
+    """Refuse missing source paths up front, like every other missing input."""
+    for lang, patterns in sources.items():
+        expand(list(patterns), lang)
 
 
 def detect(path: Path) -> Source:
