@@ -1,10 +1,14 @@
 """Checkpoints: `checkpoints/step-N/` holds everything to resume exactly (model, optimizer,
 scheduler, RNG, counters; the data position is the step, since the instance order and masks are
-a function of it). Each is written to a temporary folder and renamed; the last K are kept."""
+a function of it). Each is written to a temporary folder and renamed; the last K are kept.
+
+`state.pt` holds only tensors and plain Python values, and is read with `weights_only=True`: a
+checkpoint is data, never code, whatever a user path points at."""
 
 from __future__ import annotations
 
 import json
+import pickle
 import re
 import shutil
 from pathlib import Path
@@ -30,8 +34,16 @@ def checkpoint_dirs(root: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def remove_leftovers(root: Path) -> None:
+    """Hidden staging folders of checkpoint writes that a killed process never finished."""
+    for path in Path(root).glob(".step-*"):
+        if path.is_dir() and path.name.endswith((".partial", ".old")):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def save_checkpoint(root: Path, step: int, state: dict, meta: dict, keep: int) -> Path:
     final = Path(root) / f"step-{step}"
+    remove_leftovers(root)
     with staging_dir(final) as tmp:
         torch.save(state, tmp / "state.pt")
         atomic_write_json(tmp / "meta.json", {"step": step, **meta})  # meta.json marks it complete
@@ -51,7 +63,11 @@ def load_checkpoint(path: Path, fingerprint: dict) -> tuple[dict, dict]:
         raise UserError(f"checkpoint {path} was written for another model ({detail}); resume with "
                         f"the same model/vocab settings, or start fresh with another --out")
     try:
-        state = torch.load(Path(path) / "state.pt", map_location="cpu", weights_only=False)
+        state = torch.load(Path(path) / "state.pt", map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # holds Python objects: loading it could run code, so it is not loaded
+        raise UserError(f"checkpoint {path} holds Python objects besides tensors (an older mbert, or not "
+                        f"written by mbert) and was not loaded, since unpickling can run code; start "
+                        f"afresh with another --out, or remove it to resume from the one before") from None
     except Exception as exc:  # truncated or foreign file
         raise UserError(f"checkpoint {path} cannot be read ({type(exc).__name__}); delete it to "
                         f"resume from the one before") from None
