@@ -306,7 +306,7 @@ def test_non_finite_loss_stops_with_message_and_keeps_checkpoint(inputs, tmp_pat
     good = sorted((out / "checkpoints").iterdir())
     assert good and all((p / "meta.json").is_file() for p in good)
     for path in good:  # what is kept really is good: finite weights
-        state = torch.load(path / "state.pt", weights_only=False)
+        state = torch.load(path / "state.pt", weights_only=True)
         assert all(torch.isfinite(t).all() for t in state["model"].values())
     assert not list((out / "checkpoints").glob(".*"))  # no half-written checkpoint left
 
@@ -528,8 +528,8 @@ def test_fsdp_under_torchrun_matches_one_process_and_resumes(inputs, tmp_path):
     for a, b in zip(one, two):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
         assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-4)
-    state = torch.load(sharded / "checkpoints" / "step-4" / "state.pt", weights_only=False)
-    reference = torch.load(single / "checkpoints" / "step-4" / "state.pt", weights_only=False)
+    state = torch.load(sharded / "checkpoints" / "step-4" / "state.pt", weights_only=True)
+    reference = torch.load(single / "checkpoints" / "step-4" / "state.pt", weights_only=True)
     for key, value in reference["model"].items():  # gathered, full-size weights
         assert torch.allclose(state["model"][key], value, atol=1e-5), key
     model = AutoModelForMaskedLM.from_pretrained(sharded / "model")
@@ -560,3 +560,61 @@ def test_sentencepiece_vocabulary_with_whole_word_masking(data_dir, inputs, tmp_
     pretrain(corpus, vocab, out, tiny_settings(steps=2, whole_word_masking=True, eval_every=2))
     fill = pipeline("fill-mask", model=str(out / "model"), device="cpu")
     assert len(fill(f"Hello {tokenizer.mask_token} world")) == 5
+
+
+# ----------------------------------------------------------------------------- resuming safely
+
+def _stopped_at_step_3(finished_run, out: Path) -> Path:
+    """A copy of the finished run as if it had stopped after its checkpoint at step 3."""
+    shutil.copytree(finished_run[0], out)
+    (out / "manifest.json").unlink()
+    shutil.rmtree(out / "checkpoints" / "step-6")
+    return out
+
+
+class _RunsCode:
+    """Unpickling this creates `marker`: what a planted checkpoint could do with any command."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.mkdir, (str(self.marker),)
+
+
+def test_planted_checkpoint_is_refused_and_never_unpickled(inputs, finished_run, tmp_path):
+    corpus, vocab = inputs
+    out = _stopped_at_step_3(finished_run, tmp_path / "copy")
+    marker = tmp_path / "code-ran"
+    torch.save({"model": _RunsCode(marker)}, out / "checkpoints" / "step-3" / "state.pt")
+    with pytest.raises(UserError, match="holds Python objects besides tensors .* was not loaded"):
+        pretrain(corpus, vocab, out, tiny_settings(), resume=True)
+    assert not marker.exists()
+
+
+def test_resume_applies_a_changed_learning_rate_and_refuses_a_changed_seed(inputs, finished_run, tmp_path, capsys):
+    corpus, vocab = inputs
+    out = _stopped_at_step_3(finished_run, tmp_path / "copy")
+    with pytest.raises(UserError, match=r"cannot resume .*step-3 with other settings \(seed: checkpoint 0 vs now 1\)"):
+        pretrain(corpus, vocab, out, tiny_settings(seed=1), resume=True)
+    capsys.readouterr()
+    pretrain(corpus, vocab, out, tiny_settings(learning_rate=2e-4), resume=True)
+    assert "learning_rate 0.001 -> 0.0002" in capsys.readouterr().err
+    log = read_log(out)
+    reference = read_log(finished_run[0])
+    assert [r["lr"] for r in log[:3]] == [r["lr"] for r in reference[:3]]
+    # the linear decay from step 4 on (warm-up 2 of 6 steps), on the new peak rate
+    assert [r["lr"] for r in log[3:]] == pytest.approx([2e-4 * (6 - s) / 4 for s in (3, 4, 5)])
+    assert json.loads((out / "checkpoints" / "step-6" / "meta.json").read_text())["settings"]["learning_rate"] == 2e-4
+
+
+def test_interrupted_checkpoint_writes_are_removed(tmp_path):
+    from mbert.pretrain.checkpoint import checkpoint_dirs, save_checkpoint
+
+    root = tmp_path / "checkpoints"
+    for leftover in (".step-4.x1y2.partial", ".step-2.old"):  # a kill inside a write leaves these
+        (root / leftover).mkdir(parents=True)
+        (root / leftover / "state.pt").write_bytes(b"half")
+    save_checkpoint(root, 5, {"step": torch.tensor(5)}, {}, keep=2)
+    assert sorted(p.name for p in root.iterdir()) == ["step-5"] and checkpoint_dirs(root)[0][0] == 5

@@ -127,6 +127,11 @@ def claim_out_dir(out: Path, corpus_dir: Path, vocab_dir: Path, settings: Pretra
     return True, None
 
 
+# optimisation settings a resumed run may change (they take effect from the next step); any other
+# output setting decides the data or model the checkpoint's steps were trained on
+RESUME_MAY_CHANGE = {"steps", "learning_rate", "warmup_steps", "weight_decay", "max_grad_norm", "dropout"}
+
+
 # ----------------------------------------------------------------------------- trainer
 
 class NonFiniteLoss(UserError):
@@ -250,7 +255,10 @@ class Trainer:
             return 0
         step, path = found[-1]
         state, meta = load_checkpoint(path, self.fingerprint)
+        changed = self.settings_changed_since(meta, path, step)
         self.restored_meta = meta
+        # this run's optimisation settings, not the checkpoint's: loading the states below brings back its own
+        fresh = [{"weight_decay": g["weight_decay"], "initial_lr": g["initial_lr"]} for g in self.optimizer.param_groups]
         if self.sharded:
             from torch.distributed.checkpoint.state_dict import (StateDictOptions, set_model_state_dict,
                                                                  set_optimizer_state_dict)
@@ -262,6 +270,12 @@ class Trainer:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        for group, settings in zip(self.optimizer.param_groups, fresh):
+            group.update(settings)
+        self.scheduler.base_lrs = [g["initial_lr"] for g in self.optimizer.param_groups]
+        for group, base, factor in zip(self.optimizer.param_groups, self.scheduler.base_lrs, self.scheduler.lr_lambdas):
+            group["lr"] = base * factor(self.scheduler.last_epoch)  # what LambdaLR computes; unchanged when nothing changed
+        self.scheduler._last_lr = [g["lr"] for g in self.optimizer.param_groups]
         set_rng_state(state["rng"])
         self.tokens_seen = int(state["tokens_seen"])
         if self.dist.main:  # drop log lines written after the checkpoint: they are redone
@@ -272,7 +286,26 @@ class Trainer:
                         kept.append(line)
             atomic_write_text(self.log_path, "".join(k + "\n" for k in kept))
         info(f"resuming from {path} (step {step})")
+        if changed:
+            info(f"changed since that checkpoint, in effect from step {step + 1}: "
+                 + ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()))
         return step
+
+    def settings_changed_since(self, meta: dict, path: Path, step: int) -> dict[str, tuple]:
+        """{setting: (checkpoint's value, this run's)} for the output settings that differ; refuses
+        a change that cannot take effect on resume."""
+        made = meta.get("settings")
+        if not isinstance(made, dict):  # written before checkpoints recorded their settings
+            return {}
+        now = output_settings(self.s)
+        changed = {k: (made.get(k), now.get(k)) for k in sorted(set(made) | set(now)) if made.get(k) != now.get(k)}
+        refused = [k for k in changed if k not in RESUME_MAY_CHANGE]
+        if refused:
+            detail = ", ".join(f"{k}: checkpoint {changed[k][0]!r} vs now {changed[k][1]!r}" for k in refused)
+            raise UserError(f"cannot resume {path} with other settings ({detail}): they decide what its {step} "
+                            f"steps were trained on; resume with the checkpoint's values (only "
+                            f"{', '.join(sorted(RESUME_MAY_CHANGE))} may change), or start afresh with another --out")
+        return changed
 
     # ------------------------------------------------------------------ one step
 
@@ -347,8 +380,7 @@ class Trainer:
         if not (math.isfinite(loss) and math.isfinite(grad_norm)):
             what = "loss" if not math.isfinite(loss) else "gradient norm"
             raise NonFiniteLoss(f"the {what} became non-finite at step {step} ({loss=}, {grad_norm=}); "
-                                f"training stopped, {self._last_good()}; lower the learning rate or "
-                                f"raise warm-up before resuming")
+                                f"training stopped, {self._last_good()}; {self._retry_hint()}")
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
         self.scheduler.step()
@@ -359,6 +391,10 @@ class Trainer:
         if use_nsp:
             record.update(nsp_loss=nsp_loss, nsp_accuracy=total["nsp_correct"] / s.batch_size)
         return record | {"_tokens": int(n_tokens)}
+
+    def _retry_hint(self) -> str:
+        return (f"resume with a lower learning rate or more warm-up, e.g. --resume --set "
+                f"pretrain.learning_rate={self.s.learning_rate / 10:g}")
 
     def _last_good(self) -> str:
         last = checkpoint_dirs(self.ckpt_root)
@@ -413,8 +449,7 @@ class Trainer:
         if self.dist.main and not all(torch.isfinite(t).all() for t in model_state.values()
                                       if t.is_floating_point()):
             problem = (f"the weights became non-finite in the update of step {step}; training "
-                       f"stopped, {self._last_good()}; lower the learning rate or raise warm-up "
-                       f"before resuming")
+                       f"stopped, {self._last_good()}; {self._retry_hint()}")
         self.dist.broadcast_error(problem, NonFiniteLoss)
         if not self.dist.main:
             return
