@@ -286,3 +286,51 @@ def test_a_recipe_declares_languages_beyond_the_104(data_dir, tmp_path, capsys):
     declared = {"fo": DeclaredLanguage(name="Faroese", script="Latn"), "ug": DeclaredLanguage(name="Uyghur", script="Arab")}
     extract_corpus(CorpusSettings(sources={"fo": [source]}, workers=1, languages=declared), out)
     assert part.stat().st_mtime_ns == stamp
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:  # field 4 of /proc/PID/stat: the parent's pid
+            found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads processes from Linux /proc")
+def test_pool_workers_die_with_a_killed_extract(data_dir, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "mbert", "corpus", "extract", "--lang", "en", "--source",
+               str(data_dir / "lab" / "en.txt"), "--out", str(tmp_path / "out"), "--workers", "2", "--wandb", "off"]
+    parent = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers := _children(parent.pid)) < 2 and parent.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(workers) == 2, "the two pool workers never started"
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        survivors = [w for w in workers if _alive(w)]
+    finally:
+        parent.kill()
+    for pid in survivors:  # clean up before failing
+        os.kill(pid, signal.SIGKILL)
+    assert not survivors, f"pool workers {survivors} outlived their killed parent"

@@ -25,6 +25,7 @@ from ..atomic import atomic_write_json
 from ..config import to_plain, write_resolved
 from ..errors import ConfigError, UserError
 from ..progress import bar, info, summary
+from ..workers import process_pool
 from .fake_copy import make_fake_copy
 from .languages import language
 from .settings import CorpusSettings
@@ -176,7 +177,7 @@ def _run(todo: list[_Language], entries: dict, out_dir: Path, settings: CorpusSe
     for state in todo:
         state.prepare(settings.force)
     total_units = sum(len(s.units) for s in todo)
-    executor: cf.Executor = cf.ProcessPoolExecutor(workers) if workers > 1 else InlineExecutor()
+    executor: cf.Executor = process_pool(workers) if workers > 1 else InlineExecutor()
     futures: dict[cf.Future, tuple[str, str, object]] = {}
 
     def submit_merge(state: _Language) -> None:

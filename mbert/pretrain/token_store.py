@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 from ..atomic import atomic_write_json, staging_dir
 from ..errors import UserError
 from ..progress import bar
+from ..workers import process_pool
 from .inputs import Shard, iter_documents
 
 STORE_VERSION = 1
@@ -127,8 +127,8 @@ def _ordered_results(shards: list[Shard], vocab_dir: Path, tokenizer, workers: i
             yield _tokenize_batch(rows, tokenizer)
         return
     # a bounded window of batches in flight keeps memory flat and the output in corpus order
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                             initargs=(str(vocab_dir),)) as pool:
+    with process_pool(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                      initargs=(str(vocab_dir),)) as pool:
         pending = []
         for rows in _batches(shards):
             pending.append(pool.submit(_tokenize_batch, rows))
