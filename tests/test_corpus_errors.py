@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 
 from mbert.cli import main
 
@@ -119,3 +120,28 @@ def test_hub_dataset_source_offline_is_a_clear_error(tmp_path, capsys, monkeypat
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     _run_bad("sw", ["hf:wikimedia/wikipedia:20231101.sw"], tmp_path / "out", capsys,
              "cannot load 'wikimedia/wikipedia:20231101.sw' with datasets.load_dataset")
+
+
+@pytest.mark.parametrize("name, position, bit, with_index", [
+    ("bgwiki-latest-pages-articles-shortened.xml.bz2", 36888, 7, False),  # read as text before
+    (EN_SMALL, 2000, 0, False),                                           # read as text before
+    (f"{EL}.xml.bz2", 2000, 7, False),    # a page stream's header: Python's bz2 reader stopped there
+    ("mrwiki-20230501-pages-articles-multistream-excerpt.xml.bz2", 2000, 3, False),  # broke <siteinfo>
+    ("mrwiki-20230501-pages-articles-multistream-excerpt.xml.bz2", 2000, 3, True),   # in a byte range
+])
+def test_bit_flipped_dump_is_reported_as_corrupt_compressed_data(data_dir, tmp_path, capsys, name, position,
+                                                                 bit, with_index):
+    raw = bytearray((data_dir / WIKI / name).read_bytes())
+    raw[position] ^= 1 << bit
+    # without its index beside it a multistream dump is read in one pass
+    bad = tmp_path / (name if with_index else name.replace("multistream", "single"))
+    bad.write_bytes(bytes(raw))
+    if with_index:
+        shutil.copy(data_dir / WIKI / name.replace(".xml.bz2", "-index.txt.bz2"), tmp_path)
+    _run_bad(name[:2], [bad], tmp_path / "out", capsys, "corrupt")
+
+
+def test_intact_compressed_text_is_refused_as_such(data_dir, tmp_path, capsys):
+    text = tmp_path / "is.txt.bz2"
+    text.write_bytes(bz2.compress((data_dir / "corpus" / "is.txt").read_bytes()))
+    _run_bad("is", [text], tmp_path / "out", capsys, "is compressed but is not a MediaWiki dump")

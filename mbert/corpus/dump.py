@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import bz2
 import codecs
+import contextlib
 import gzip
 import lzma
+import os
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -44,6 +46,32 @@ class Page:
 
 
 # ----------------------------------------------------------------------------- bytes and encoding
+
+class MalformedXML(UserError):
+    """The XML does not parse. In a compressed file that can also be corrupt compressed data:
+    a flipped bit garbles a whole bz2 block before its checksum is read at the block's end."""
+
+
+def is_compressed(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        magic = handle.read(6)
+    return magic.startswith((b"BZh", b"\x1f\x8b", b"\xfd7zXZ\x00"))
+
+
+def check_compressed(path: Path, start: int = 0, end: int | None = None) -> None:
+    """Decompress `path` (or bytes [start, end) of a multistream dump) to its end, checking every
+    checksum; raise the corrupt-data error if one fails."""
+    with open(path, "rb") as handle:
+        bz2_file = handle.read(3) == b"BZh"
+    if end is not None or bz2_file:
+        # stream by stream: Python's bz2 reader takes a corrupt stream header for trailing junk and stops
+        for _ in _decompress_range(path, start, end if end is not None else os.path.getsize(path)):
+            pass
+        return
+    with open_compressed(path) as stream:
+        for _ in _read_blocks(stream, str(path)):
+            pass
+
 
 def open_compressed(path: Path) -> BinaryIO:
     """The decompressed byte stream of `path` (bz2, gzip, xz, or plain), chosen by magic bytes."""
@@ -86,6 +114,17 @@ def decode_head(head: bytes) -> str:
     return head.decode(encoding, errors="ignore").lstrip("\ufeff")
 
 
+@contextlib.contextmanager
+def _corruption_reported_first(path: Path, start: int = 0, end: int | None = None) -> Iterator[None]:
+    """Turn "malformed XML" from a compressed file into the corrupt-data error when that is the cause."""
+    try:
+        yield
+    except MalformedXML:
+        if end is not None or is_compressed(path):
+            check_compressed(path, start, end)
+        raise
+
+
 # ----------------------------------------------------------------------------- parsing
 
 def _local(tag: str) -> str:
@@ -114,7 +153,7 @@ class _PageParser:
                 self.parser.close()
             yield from self._events()
         except ET.ParseError as exc:
-            raise UserError(f"{self.source}: malformed or truncated XML ({exc}); re-download the dump "
+            raise MalformedXML(f"{self.source}: malformed or truncated XML ({exc}); re-download the dump "
                             f"or remove it from the sources") from None
 
     def _events(self) -> Iterator[Page]:
@@ -183,7 +222,7 @@ def _read_blocks(stream: BinaryIO, source: str, size: int = BLOCK) -> Iterator[b
 
 def read_siteinfo(path: Path) -> SiteInfo:
     """Parse a dump only up to the end of <siteinfo> (the first stream of a multistream dump)."""
-    with open_compressed(path) as stream:
+    with _corruption_reported_first(path), open_compressed(path) as stream:
         blocks = _read_blocks(stream, str(path), 1 << 15)  # small reads: <siteinfo> is at the start
         first = next(blocks, b"")
         if not first.strip():
@@ -208,7 +247,7 @@ def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
 
 def iter_pages(path: Path) -> Iterator[Page]:
     """Every <page> of a (possibly compressed) single-stream or multistream dump, in order."""
-    with open_compressed(path) as stream:
+    with _corruption_reported_first(path), open_compressed(path) as stream:
         blocks = _read_blocks(stream, str(path))
         first = next(blocks, b"")
         if not first.strip():
@@ -302,9 +341,10 @@ def iter_range_pages(path: Path, start: int, end: int, encoding: str, dump_size:
     """Pages in the streams of bytes [start, end) of a multistream dump."""
     parser = _PageParser(f"{path} (bytes {start}-{end})", encoding)
     opening = "<mediawiki>"
-    yield from parser.feed(opening.encode(encoding) if encoding == "utf-8" else opening)
-    for block in _decompress_range(path, start, end):
-        yield from parser.feed(block)
-    if end < dump_size:  # the last range holds the footer stream with the real </mediawiki>
-        yield from parser.feed("</mediawiki>" if parser.decoder else b"</mediawiki>")
-    yield from parser.feed(b"" if parser.decoder is None else "", final=True)
+    with _corruption_reported_first(path, start, end):
+        yield from parser.feed(opening.encode(encoding) if encoding == "utf-8" else opening)
+        for block in _decompress_range(path, start, end):
+            yield from parser.feed(block)
+        if end < dump_size:  # the last range holds the footer stream with the real </mediawiki>
+            yield from parser.feed("</mediawiki>" if parser.decoder else b"</mediawiki>")
+        yield from parser.feed(b"" if parser.decoder is None else "", final=True)

@@ -100,14 +100,20 @@ def detect(path: Path) -> Source:
     if not head.strip():
         raise UserError(f"source {path} holds no data; remove it from the sources or re-download it")
     text = dump.decode_head(head).lstrip()
-    if text.startswith("<"):
-        if "<mediawiki" not in text[:2000]:
-            raise UserError(f"source {path} is XML but not a MediaWiki dump (no <mediawiki> element)")
+    if text.startswith("<") and "<mediawiki" in text[:2000]:
         index = dump.index_for(path) if magic.startswith(b"BZh") else None
         return Source(path=str(path), kind="multistream" if index else "xml",
                       index=str(index) if index else None)
     if _INDEX_LINE.match(text):
         return Source(path=str(path), kind="index")
+    compressed = dump.is_compressed(path)
+    if compressed:  # a flipped bit garbles the start of a dump before any checksum is read
+        dump.check_compressed(path)
+    if text.startswith("<"):
+        raise UserError(f"source {path} is XML but not a MediaWiki dump (no <mediawiki> element)")
+    if compressed:
+        raise UserError(f"source {path} is compressed but is not a MediaWiki dump; plain text sources "
+                        f"are read uncompressed: decompress it first")
     return Source(path=str(path), kind="text")
 
 
