@@ -145,3 +145,15 @@ def test_intact_compressed_text_is_refused_as_such(data_dir, tmp_path, capsys):
     text = tmp_path / "is.txt.bz2"
     text.write_bytes(bz2.compress((data_dir / "corpus" / "is.txt").read_bytes()))
     _run_bad("is", [text], tmp_path / "out", capsys, "is compressed but is not a MediaWiki dump")
+
+
+def test_text_in_another_script_than_the_language_is_refused(data_dir, tmp_path, capsys):
+    from mbert.corpus.languages import language
+    from mbert.corpus.sources import check_text_script, detect
+
+    _run_bad("en", [data_dir / "corpus" / "ja.txt"], tmp_path / "out", capsys,
+             "does not look like English: its letters are Hiragana 45%, Han 39%")
+    # Serbian is written in Cyrillic and in Latin: the kit's Latin Serbian is taken as Serbian
+    check_text_script(detect(data_dir / "corpus" / "sr.txt"), language("sr"))
+    assert main(["corpus", "extract", "--lang", "en", "--source", str(data_dir / "corpus" / "ja.txt"), "--out",
+                 str(tmp_path / "out"), "--workers", "1", "--wandb", "off", "--set", "corpus.check_script=false"]) == 0

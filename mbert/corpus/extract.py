@@ -29,7 +29,7 @@ from ..workers import process_pool
 from .fake_copy import make_fake_copy
 from .languages import language
 from .settings import CorpusSettings
-from .sources import Source, Unit, check_sources, plan_units, resolve
+from .sources import Source, Unit, check_sources, check_text_script, plan_units, resolve
 from .worker import CleanOptions, finalize_language, process_unit
 
 STAGING = ".staging"
@@ -143,6 +143,9 @@ def _extract(settings: CorpusSettings, out_dir: Path, langs: dict, started: floa
     todo: list[_Language] = []
     for code, lang in langs.items():
         sources = resolve(code, lang.wiki, list(settings.sources[code]))
+        if settings.check_script:
+            for source in sources:
+                check_text_script(source, lang)
         options = CleanOptions(wiki=lang.wiki, min_sentence_chars=settings.min_sentence_chars,
                                max_sentence_chars=settings.max_sentence_chars,
                                min_document_sentences=settings.min_document_sentences,

@@ -28,6 +28,7 @@ class Language:
     wiki: str          # Wikipedia code: the dump is <wiki>wiki-*.xml.bz2
     script: str        # ISO 15924
     cased_only: bool   # only in the "Multilingual Cased (New)" release
+    other_scripts: tuple[str, ...] = ()  # also commonly written in these (ISO 15924)
     fake_of: str | None = None  # a fake language (mbert.fake): the code of the language it copies
 
 
@@ -37,7 +38,8 @@ def registry() -> dict[str, Language]:
         raise UserError(f"language registry {REGISTRY} is missing; reinstall mbert from its repository")
     data = tomllib.loads(REGISTRY.read_text(encoding="utf-8"))["languages"]
     return {code: Language(code=code, name=row["name"], wiki=row["wiki"], script=row["script"],
-                           cased_only=bool(row.get("cased_only", False)))
+                           cased_only=bool(row.get("cased_only", False)),
+                           other_scripts=tuple(row.get("other_scripts", ())))
             for code, row in data.items()}
 
 

@@ -29,6 +29,9 @@ class CorpusSettings:
     min_document_sentences: int = setting(1, min=1, help="drop documents with fewer sentences")
     workers: int = setting(0, min=0, max=1024, runtime=True, help="worker processes; 0 = one per CPU core")
     force: bool = setting(False, runtime=True, help="redo languages that are already complete")
+    check_script: bool = setting(True, runtime=True,
+                                 help="refuse plain text whose letters are mostly not in the language's "
+                                      "scripts (corpora/languages.toml)")
     chunk_mb: float = setting(16.0, min=0.0, min_exclusive=True, runtime=True,
                               help="compressed MB of a multistream dump / Parquet file per work unit")
     shard_mb: float = setting(256.0, min=0.0, min_exclusive=True, help="text MB per output part file")

@@ -20,8 +20,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import ConfigError, UserError
+from ..unicode_scripts import ISO_15924, letter_scripts
 from . import dump
 from .dump import Page
+from .languages import Language
 
 _INDEX_LINE = re.compile(r"^\d+:\d+:")
 
@@ -146,6 +148,29 @@ def resolve(lang: str, wiki: str, patterns: list[str]) -> list[Source]:
             source = with_siteinfo(source, wiki, lang)
         resolved.append(source)
     return resolved
+
+
+SCRIPT_SAMPLE_BYTES = 1 << 20
+MIN_SCRIPT_SHARE = 0.5  # a language's own scripts hold >= 97% of the letters of every kit text
+
+
+def check_text_script(source: Source, lang: Language) -> None:
+    """Refuse plain text whose letters are mostly in scripts `lang` is not written in (e.g. Japanese
+    text given as English); the language is judged from the start of the file."""
+    codes = (lang.script, *lang.other_scripts)
+    if source.kind != "text" or not all(code in ISO_15924 for code in codes):
+        return
+    expected = {name for code in codes for name in ISO_15924[code]}
+    with open(source.path, "rb") as handle:
+        raw = handle.read(SCRIPT_SAMPLE_BYTES)
+    counts = letter_scripts(raw.decode(dump.detect_encoding(raw[:4]), errors="ignore"))
+    letters = sum(counts.values())
+    share = sum(n for script, n in counts.items() if script in expected) / max(1, letters)
+    if letters >= 100 and share < MIN_SCRIPT_SHARE:
+        found = ", ".join(f"{script} {n / letters:.0%}" for script, n in counts.most_common(2) if n / letters >= 0.01)
+        raise UserError(f"source {source.path} does not look like {lang.name}: its letters are {found}, but "
+                        f"{lang.code!r} is written in {' or '.join(sorted(expected))}; check --lang, or pass "
+                        f"--set corpus.check_script=false to take it anyway")
 
 
 def plan_units(lang: str, sources: list[Source], pieces: int, max_bytes: int) -> list[Unit]:

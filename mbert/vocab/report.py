@@ -26,7 +26,7 @@ from ..errors import UserError
 from ..fake import base_language
 from ..progress import bar, summary
 from ..tokenizer_folder import load_tokenizer
-from .scripts import entry_script
+from ..unicode_scripts import entry_script
 from .texts import read_languages
 
 CHAR_UNIT_LANGUAGES = {"zh", "ja", "th", "cmn", "jpn", "tha", "yue", "wuu", "lzh", "zh-yue", "zh-classical",

@@ -1,4 +1,4 @@
-"""The Unicode script of a character or a vocabulary entry, from `unicodedata` character names.
+"""The Unicode script of a character, a vocabulary entry or a text, from `unicodedata` character names.
 
 Python's standard library has no script property, but a character's name starts with (or
 contains) its script for every script in Wikipedia's languages: "LATIN SMALL LETTER A",
@@ -62,3 +62,22 @@ def entry_script(entry: str) -> str:
     if letters:
         return max(sorted(letters), key=letters.__getitem__)
     return COMMON
+
+
+# ISO 15924 codes (the language registry's) -> the script names above that writing uses
+ISO_15924 = {
+    "Latn": ("Latin",), "Cyrl": ("Cyrillic",), "Grek": ("Greek",), "Armn": ("Armenian",),
+    "Geor": ("Georgian",), "Hebr": ("Hebrew",), "Arab": ("Arabic",), "Deva": ("Devanagari",),
+    "Beng": ("Bengali",), "Guru": ("Gurmukhi",), "Gujr": ("Gujarati",), "Taml": ("Tamil",),
+    "Telu": ("Telugu",), "Knda": ("Kannada",), "Mlym": ("Malayalam",), "Thai": ("Thai",),
+    "Mymr": ("Myanmar",), "Hans": ("Han",), "Hant": ("Han",), "Jpan": ("Han", "Hiragana", "Katakana"),
+    "Kore": ("Hangul", "Han"),
+}
+
+
+def letter_scripts(text: str) -> Counter:
+    """How many letters of `text` are in each script (digits, punctuation and marks not counted)."""
+    counts = Counter(char_script(c) for c in text if c.isalpha())
+    for other in (COMMON, INHERITED, UNKNOWN):
+        counts.pop(other, None)
+    return counts
