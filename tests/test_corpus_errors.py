@@ -157,3 +157,48 @@ def test_text_in_another_script_than_the_language_is_refused(data_dir, tmp_path,
     check_text_script(detect(data_dir / "corpus" / "sr.txt"), language("sr"))
     assert main(["corpus", "extract", "--lang", "en", "--source", str(data_dir / "corpus" / "ja.txt"), "--out",
                  str(tmp_path / "out"), "--workers", "1", "--wandb", "off", "--set", "corpus.check_script=false"]) == 0
+
+
+def test_full_disk_is_one_line_and_keeps_earlier_languages(data_dir, tmp_path, capsys, monkeypatch):
+    import errno
+
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "out"
+    assert _extract("is", [data_dir / "corpus" / "is.txt"], out) == 0
+    kept = pq.read_table(out / "is" / "part-00000.parquet").to_pylist()
+
+    def full_disk(*args, **kwargs):  # as pyarrow raises it
+        raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full_disk)
+    _run_bad("en", [data_dir / "corpus" / "en.txt"], out, capsys,
+             f"not enough disk space in {out} for the clean corpus: it needs about ")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["languages"]["is"]["complete"] and pq.read_table(out / "is" / "part-00000.parquet").to_pylist() == kept
+
+
+def _tmpfs_available() -> bool:
+    import subprocess
+    probe = "mkdir -p /tmp/mbert-tmpfs-probe && mount -t tmpfs -o size=64k tmpfs /tmp/mbert-tmpfs-probe"
+    try:
+        return subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", probe],
+                              capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.skipif(not _tmpfs_available(), reason="needs `unshare` and user namespaces to mount a small tmpfs")
+def test_extract_into_a_really_full_disk(data_dir, tmp_path):
+    """The real thing: a 1 MB tmpfs (in a private mount namespace, no root needed) as --out."""
+    import subprocess
+    import sys
+
+    full = tmp_path / "full"
+    full.mkdir()
+    script = (f"mount -t tmpfs -o size=1m tmpfs {full} && {sys.executable} -m mbert corpus extract --lang en "
+              f"--source {data_dir / 'lab' / 'en.txt'} --out {full / 'clean'} --workers 2 --wandb off --quiet")
+    result = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.stderr.startswith(f"mbert: error: not enough disk space in {full / 'clean'} for the clean "
+                                    f"corpus: it needs about ") and result.stderr.count("\n") == 1, result.stderr

@@ -618,3 +618,48 @@ def test_interrupted_checkpoint_writes_are_removed(tmp_path):
         (root / leftover / "state.pt").write_bytes(b"half")
     save_checkpoint(root, 5, {"step": torch.tensor(5)}, {}, keep=2)
     assert sorted(p.name for p in root.iterdir()) == ["step-5"] and checkpoint_dirs(root)[0][0] == 5
+
+
+def test_full_disk_at_a_checkpoint_is_one_line_and_keeps_the_earlier_one(tmp_path, monkeypatch):
+    import shutil as shutil_module
+    from collections import namedtuple
+
+    from mbert.diskspace import DiskFull
+    from mbert.pretrain.checkpoint import checkpoint_dirs, save_checkpoint
+
+    root = tmp_path / "checkpoints"
+    state = {"model": {"w": torch.zeros(1000)}, "step": 1}  # 4,000 bytes of tensors
+    save_checkpoint(root, 1, state, {}, keep=2)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda path: usage(1 << 30, 1 << 30, 4096))
+    with pytest.raises(DiskFull, match=rf"not enough disk space in {root} for checkpoint step-2: it needs "
+                                       r"about 1\.1 MB and 4\.1 KB is free"):
+        save_checkpoint(root, 2, state, {}, keep=2)
+    # torch reports a write cut short by a full disk as "unexpected pos": the same line
+    monkeypatch.setattr(shutil_module, "disk_usage", lambda path: usage(1 << 30, 0, 1 << 30))
+
+    def short_write(obj, path):
+        monkeypatch.setattr(shutil_module, "disk_usage", lambda path: usage(1 << 30, 1 << 30, 4096))
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 731712 vs 731664")
+    monkeypatch.setattr(torch, "save", short_write)
+    with pytest.raises(DiskFull, match="for checkpoint step-2"):
+        save_checkpoint(root, 2, state, {}, keep=2)
+    assert [step for step, _ in checkpoint_dirs(root)] == [1] and sorted(p.name for p in root.iterdir()) == ["step-1"]
+
+
+def test_full_disk_while_tokenizing_is_one_line(inputs, tmp_path, monkeypatch, capsys):
+    import errno
+
+    from mbert.cli import main
+    from mbert.pretrain import train as train_module
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(train_module, "build_token_store", full_disk)
+    corpus, vocab = inputs
+    out = tmp_path / "out"
+    code = main(["pretrain", "--corpus", str(corpus), "--vocab", str(vocab), "--out", str(out), "--model", "tiny",
+                 "--steps", "2", "--device", "cpu", "--wandb", "off"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.startswith(f"mbert: error: not enough disk space in {out / 'data' / 'store'} for "
+                                        f"the token store: it needs about ") and "\n" not in err

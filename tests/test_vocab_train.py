@@ -306,3 +306,25 @@ def test_recipe_and_set_overrides_reach_training(tmp_path, corpus):
                         sp_model_type="bpe", size=2500, character_coverage=0.995), tracker)
     assert tracker.logged["vocab/vocab_size"] == again["vocab_size"] == manifest["vocab_size"]
     assert tracker.logged["vocab/bytes_read"] == manifest["bytes_read"] > 0
+
+
+def test_full_disk_is_one_line_and_keeps_the_earlier_vocabulary(tmp_path, corpus, capsys, monkeypatch):
+    from mbert.vocab import train as vocab_train
+
+    out = tmp_path / "vocab"
+    args = ["vocab", "train", "--corpus", str(corpus["clean"]), "--out", str(out), "--limit-alphabet", "500",
+            "--wandb", "off"]
+    assert main(args + ["--size", "1500"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def full_disk(*args, **kwargs):  # what the Rust tokenizers library raises when a write fails
+        raise Exception("No space left on device (os error 28)")
+    monkeypatch.setattr(vocab_train, "save_tokenizer_folder", full_disk)
+    capsys.readouterr()
+    assert main(args + ["--size", "1600", "--force"]) == 1
+    err = capsys.readouterr().err
+    last = err.rstrip("\n").split("\n")[-1]  # after the line saying a different tokenizer is replaced
+    assert last.startswith(f"mbert: error: not enough disk space in {out} for the vocabulary: it needs about ")
+    assert " is free;" in last and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert not list(tmp_path.glob(".vocab*"))

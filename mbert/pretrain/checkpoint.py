@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_write_json, staging_dir
+from ..diskspace import disk_full, free_bytes, require_space
 from ..errors import UserError
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -41,12 +42,29 @@ def remove_leftovers(root: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def _nbytes(value: object) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.nelement() * value.element_size()
+    if isinstance(value, dict):
+        return sum(_nbytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_nbytes(v) for v in value)
+    return 0
+
+
 def save_checkpoint(root: Path, step: int, state: dict, meta: dict, keep: int) -> Path:
     final = Path(root) / f"step-{step}"
     remove_leftovers(root)
-    with staging_dir(final) as tmp:
-        torch.save(state, tmp / "state.pt")
-        atomic_write_json(tmp / "meta.json", {"step": step, **meta})  # meta.json marks it complete
+    needed, what = _nbytes(state) + (1 << 20), f"checkpoint step-{step}"  # + its structure and meta.json
+    require_space(root, needed, what)  # the older checkpoints are removed only once this one is complete
+    try:
+        with staging_dir(final) as tmp:
+            torch.save(state, tmp / "state.pt")
+            atomic_write_json(tmp / "meta.json", {"step": step, **meta})  # meta.json marks it complete
+    except RuntimeError:  # torch's writer reports a short write as "unexpected pos N vs M"
+        if free_bytes(root) < needed:
+            raise disk_full(root, needed, what) from None
+        raise
     for _, old in checkpoint_dirs(root)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -26,6 +26,7 @@ from ..atomic import atomic_file, atomic_write_text, staging_dir
 from ..config import to_plain, write_resolved
 from ..corpus.layout import CorpusFolder, find_corpus
 from ..devices import resolve_device
+from ..diskspace import reported_as_disk_full
 from ..errors import UserError
 from ..progress import bar, info, summary
 from ..schedule import linear_schedule
@@ -172,8 +173,10 @@ class Trainer:
         error = None
         if self.dist.main and not is_store_complete(store_dir, inputs):
             try:
-                with writing(store_dir):  # runs sharing a store build it once
-                    if not is_store_complete(store_dir, inputs):
+                # int32 token ids plus offsets: about 4x the Parquet shards (measured on the kit)
+                needed = 4 * sum(shard.path.stat().st_size for shard in self.corpus.shards)
+                with writing(store_dir), reported_as_disk_full(store_dir, needed, "the token store"):
+                    if not is_store_complete(store_dir, inputs):  # runs sharing a store build it once
                         build_token_store(self.corpus.shards, self.vocab_dir, self.tokenizer, store_dir,
                                           inputs, s.tokenize_workers)
             except UserError as exc:
@@ -464,6 +467,13 @@ class Trainer:
                                   for k in self.sources}}
         save_checkpoint(self.ckpt_root, step, state, meta, self.s.keep_checkpoints)
 
+    def space_needed(self) -> int:
+        """Rough disk use of the run: its checkpoints (weights and two Adam moments each, one more
+        than kept while the next is written) and the final model; at least 1 MB."""
+        model = getattr(self, "model", None)
+        weights = sum(p.numel() * p.element_size() for p in model.parameters()) if model is not None else 0
+        return max(1 << 20, weights * (3 * (self.s.keep_checkpoints + 1) + 1))
+
     # ------------------------------------------------------------------ loop
 
     def log(self, record: dict) -> None:
@@ -599,6 +609,7 @@ def pretrain(corpus_dir: Path, vocab_dir: Path, out_dir: Path, settings: Pretrai
             if finished is not None:
                 summary(f"Pretraining in {out_dir} is already complete with these settings and inputs: kept as is.")
                 return {"out_dir": str(out_dir), "model_dir": str(out_dir / "model"), **finished}
-            return trainer.run(resume)
+            with reported_as_disk_full(out_dir, trainer.space_needed, "the pretraining run"):
+                return trainer.run(resume)
     finally:
         dist.close()

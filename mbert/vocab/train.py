@@ -16,6 +16,7 @@ from ..artifact import differences, is_complete as artifact_complete, output_set
     write_manifest, writing
 from ..atomic import staging_dir
 from ..config import write_resolved
+from ..diskspace import reported_as_disk_full
 from ..errors import ConfigError, UserError
 from ..fake import parse_fake_code
 from ..progress import bar, bars_shown, info, summary
@@ -68,7 +69,9 @@ def _train_vocab(corpus_dir: Path, out_dir: Path, settings: VocabSettings, track
 
     stats = ReadStats()
     start = time.perf_counter()
-    with staging_dir(out_dir) as stage:
+    # tokenizer.json and vocab.txt take ~26 bytes per entry (measured); SentencePiece adds its model
+    with reported_as_disk_full(out_dir, 32 * settings.size + (32 << 10), "the vocabulary"), \
+            staging_dir(out_dir) as stage:
         tokenizer = _train(folder, settings, stats, stage)
         seconds = time.perf_counter() - start
         if stats.chars == 0:
