@@ -251,15 +251,15 @@ def test_recipe_mode_all_languages_logs_to_tracker_and_loads_with_datasets(data_
 
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(f'[corpus]\nworkers = 1\nsources = {{kk = ["{data_dir / "corpus" / "kk.txt"}"], '
-                      f'sw = ["{data_dir / "corpus" / "mr.txt"}"]}}\n')
+                      f'mr = ["{data_dir / "corpus" / "mr.txt"}"]}}\n')
     assert main(["corpus", "extract", "--recipe", str(recipe), "--out", str(tmp_path / "cli"), "--wandb", "off"]) == 0
-    assert set(read_manifest(tmp_path / "cli")["languages"]) == {"kk", "sw"}
+    assert set(read_manifest(tmp_path / "cli")["languages"]) == {"kk", "mr"}
 
     tracker = RecordingTracker()
     out = tmp_path / "api"
     manifest = extract_corpus(load_recipe(recipe).corpus, out, tracker=tracker)
     table = next(c for c in tracker.calls if c[0] == "table")
-    assert table[1] == "corpus/languages" and [r[0] for r in table[3]] == ["kk", "sw"]
+    assert table[1] == "corpus/languages" and [r[0] for r in table[3]] == ["kk", "mr"]
     assert table[3][0][1] == manifest["languages"]["kk"]["documents"]
 
     import datasets
