@@ -12,7 +12,7 @@ import unicodedata
 from collections import Counter
 from functools import lru_cache
 
-from ..fake import is_fake_character
+from .fake import is_fake_character
 
 # name words -> script; multi-word names first so "OL CHIKI" is not read as something else
 _SCRIPTS = {

@@ -205,7 +205,7 @@ def test_shuffle_words_keeps_whitespace_in_place():
 
 
 def test_the_tokenizer_report_names_the_fake_script():
-    from mbert.vocab.scripts import entry_script
+    from mbert.unicode_scripts import entry_script
 
     assert entry_script("##" + fake_text("the", "en-fake")) == "Fake" == entry_script(fake_text(";", "en-fake2"))
     assert entry_script("the") == "Latin" and entry_script(fake_text("中文", "zh-fake")) == "Han"
