@@ -121,7 +121,9 @@ def held(tmp_path: Path) -> typing.Iterator[tuple[Path, subprocess.Popen]]:
 
 def test_a_second_writer_gets_one_line_naming_the_holder(held, tmp_path: Path, capsys) -> None:
     folder, holder = held
-    text = str(tmp_path / "kk.txt")  # never read: the lock is taken before any input is
+    text = tmp_path / "kk.txt"  # exists (settings are validated first), never read: the lock comes first
+    text.write_text("Қазақ тілі — түркі тілдерінің бірі.\n", encoding="utf-8")
+    text = str(text)
     commands = [
         ["corpus", "extract", "--lang", "kk", "--source", text, "--out", str(folder), "--wandb", "off"],
         ["corpus", "sample", "--clean", str(tmp_path), "--out", str(folder), "--wandb", "off"],
