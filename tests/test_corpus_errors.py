@@ -85,8 +85,12 @@ def test_empty_and_missing_sources(tmp_path, capsys):
     empty = tmp_path / "empty.xml.bz2"
     empty.write_bytes(b"")
     _run_bad("en", [empty], tmp_path / "out", capsys, "is empty")
-    _run_bad("en", [tmp_path / "nowhere.xml.bz2"], tmp_path / "out", capsys, "does not exist")
-    _run_bad("en", [tmp_path / "nothing-*.bz2"], tmp_path / "out", capsys, "matches no file")
+    for missing, expect in ((tmp_path / "nowhere.xml.bz2", "does not exist"), (tmp_path / "nothing-*.bz2", "matches no file")):
+        capsys.readouterr()  # a missing source is an invalid setting: exit 2, before any work
+        assert _extract("en", [missing], tmp_path / "out") == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("mbert: error:") and err.count("\n") == 0 and expect in err, err
+        _assert_nothing_complete(tmp_path / "out", "en")
 
 
 def test_siteinfo_language_differs_from_lang(data_dir, tmp_path, capsys):
@@ -97,7 +101,7 @@ def test_siteinfo_language_differs_from_lang(data_dir, tmp_path, capsys):
 def test_unwritable_output_folder(data_dir, tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    _run_bad("kk", [data_dir / "corpus" / "kk.txt"], blocker / "out", capsys, "cannot write to output folder")
+    _run_bad("kk", [data_dir / "corpus" / "kk.txt"], blocker / "out", capsys, "cannot create output folder")
 
 
 def test_failure_mid_dump_in_one_language_marks_the_run_incomplete(data_dir, tmp_path, capsys):

@@ -20,6 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers_pretrain import make_mixture, make_vocab, tiny_settings  # noqa: E402
 
+from mbert.corpus.layout import find_corpus  # noqa: E402
 from mbert.pretrain import instances as I  # noqa: E402
 from mbert.pretrain.batching import Vocabulary, make_batch, mask_sequence  # noqa: E402
 from mbert.pretrain.distributed import Distributed  # noqa: E402
@@ -58,7 +59,7 @@ def vocabulary(vocab_dir: Path) -> tuple[Vocabulary, object]:
 def prepared_trainer(corpus: Path, vocab: Path, out: Path, **overrides) -> Trainer:
     """A trainer with its data ready: `step_batches(step)` gives exactly what step `step` trains on."""
     settings = tiny_settings(**{"steps": 100, **overrides})
-    trainer = Trainer(corpus, vocab, out, settings, None, None, Distributed(cuda=False))
+    trainer = Trainer(find_corpus(corpus), vocab, load_tokenizer(vocab), out, settings, None, Distributed(cuda=False))
     trainer.prepare_data()
     return trainer
 
