@@ -6,8 +6,8 @@ import pytest
 
 from mbert.config import build
 from mbert.errors import ConfigError
-from mbert.pretrain.model import PRESETS, build_config
-from mbert.pretrain.settings import PretrainSettings
+from mbert.pretrain.model import build_config
+from mbert.pretrain.settings import PRESETS, PretrainSettings
 
 
 def test_shape_settings_override_the_preset():

@@ -23,7 +23,8 @@ from mbert.errors import UserError  # noqa: E402
 from mbert.pretrain import instances as I  # noqa: E402
 from mbert.pretrain.batching import Vocabulary, make_batch, mask_sequence  # noqa: E402
 from mbert.pretrain.inputs import continuation_table, find_shards, load_tokenizer  # noqa: E402
-from mbert.pretrain.model import PRESETS, PretrainingModel, build_config, build_hf_model, run_batch  # noqa: E402
+from mbert.pretrain.model import PretrainingModel, build_config, build_hf_model, run_batch  # noqa: E402
+from mbert.pretrain.settings import PRESETS  # noqa: E402
 from mbert.pretrain.token_store import TokenStore, build_token_store  # noqa: E402
 from mbert.pretrain.train import NonFiniteLoss, is_complete, pretrain  # noqa: E402
 

@@ -14,7 +14,8 @@ import time
 import torch
 
 from ..devices import resolve_device
-from .model import PRESETS, PretrainingModel, build_config, build_hf_model, check_can_compile, make_optimizer
+from .model import PretrainingModel, build_config, build_hf_model, check_can_compile, make_optimizer
+from .settings import PRESETS
 
 # dense bf16 peak FLOP/s by GPU name fragment (spec sheets, SXM parts)
 PEAK_BF16 = {"H200": 989e12, "H100 PCIe": 756e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12, "L4": 121e12}

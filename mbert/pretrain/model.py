@@ -17,12 +17,6 @@ from torch import nn
 
 from .batching import Batch
 
-PRESETS: dict[str, dict[str, int]] = {
-    "tiny": {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 256},
-    "small": {"num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 4, "intermediate_size": 1024},
-    "base": {"num_hidden_layers": 12, "hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072},
-}
-
 
 def build_config(shape: dict[str, int], *, vocab_size: int, pad_token_id: int, max_seq_length: int,
                  type_vocab_size: int = 2, dropout: float = 0.1, nsp: bool = False,

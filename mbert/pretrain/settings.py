@@ -10,6 +10,13 @@ from ..config import setting
 from ..errors import ConfigError
 
 
+PRESETS: dict[str, dict[str, int]] = {
+    "tiny": {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 2, "intermediate_size": 256},
+    "small": {"num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 4, "intermediate_size": 1024},
+    "base": {"num_hidden_layers": 12, "hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072},
+}
+
+
 @dataclass
 class TlmPair:
     """Two line-aligned files: line i of `tgt` translates line i of `src` (`[[pretrain.tlm]]`)."""
@@ -79,8 +86,6 @@ class PretrainSettings:
 
     def shape(self) -> dict[str, int]:
         """The architecture: the preset with the shape settings laid over it (BertConfig names)."""
-        from .model import PRESETS
-
         shape = dict(PRESETS[self.model])
         if self.hidden_size is not None:
             shape["hidden_size"] = self.hidden_size
