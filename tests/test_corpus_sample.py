@@ -138,3 +138,40 @@ def test_language_subset_is_mixed_alone_and_unknown_ones_are_named(clean, tmp_pa
     with pytest.raises(UserError, match="no language fr"):
         sample_mixture(clean, tmp_path / "other", SampleSettings(languages=["el", "fr"]))
     assert not (tmp_path / "other").exists()
+
+
+@pytest.fixture(scope="module")
+def clean_with_fake(data_dir: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("clean-fake")
+    sources = {lang: [str(data_dir / "corpus" / f"{lang}.txt")] for lang in ("en", "is")}
+    extract_corpus(CorpusSettings(sources=sources, fake=["en-fake"], workers=1), out)
+    return out
+
+
+def _documents(rows: list[dict], lang: str) -> dict[str, int]:
+    chosen: dict[str, int] = {}
+    for row in rows:
+        if row["lang"] == lang:
+            chosen[row["id"]] = chosen.get(row["id"], 0) + 1
+    return chosen
+
+
+@pytest.mark.parametrize("target", [300_000, 3_000_000])  # down-sampled, and repeated 2-3 times
+def test_fake_language_takes_its_base_documents(clean_with_fake, tmp_path, target):
+    """A lab mixture is parallel text: en-fake holds the fake copies of exactly the English documents
+    (each as often), whatever the target; `fake_parallel = false` samples it on its own."""
+    out = tmp_path / "par"
+    manifest = sample_mixture(clean_with_fake, out, SampleSettings(smoothing=1.0, target_size=target, seed=5))
+    rows = _rows(out)
+    english = _documents(rows, "en")
+    assert english == _documents(rows, "en-fake")
+    assert 0 < len(english) < manifest["languages"]["en"]["documents_in"] or max(english.values()) > 1
+    assert manifest["languages"]["en-fake"]["parallel_to"] == "en"
+    assert manifest["languages"]["en"]["parallel_to"] is None
+
+    alone = tmp_path / "alone"
+    manifest = sample_mixture(clean_with_fake, alone, SampleSettings(smoothing=1.0, target_size=target, seed=5,
+                                                                    fake_parallel=False))
+    rows = _rows(alone)
+    assert _documents(rows, "en") != _documents(rows, "en-fake")
+    assert manifest["languages"]["en-fake"]["parallel_to"] is None

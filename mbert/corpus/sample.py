@@ -5,6 +5,8 @@ marks, each CJK ideograph one token as in mBERT's basic tokenizer); q_L = p_L^S 
 Language L then contributes q_L × target: down-sampled by a seeded choice of whole documents,
 or up-sampled by repeating every document ⌊r⌋ times plus a seeded choice of documents for the
 fraction, with r capped at `max_repeats` (the manifest says where the cap cut a language short).
+A fake language (`en-fake`) takes the documents its base language keeps, so the two halves of a
+lab mixture are parallel text (`fake_parallel = false` samples it on its own).
 
 Memory stays bounded: the text is streamed twice per language (sizes, then emission), rows go to
 one of B bucket files at random, and each bucket (about one output shard) is shuffled in memory.
@@ -12,6 +14,7 @@ one of B bucket files at random, and each bucket (about one output shard) is shu
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import re
@@ -24,6 +27,7 @@ from ..artifact import is_complete as artifact_complete, read_manifest, write_ma
 from ..atomic import staging_dir
 from ..config import to_plain, write_resolved
 from ..errors import UserError
+from ..fake import parse_fake_code
 from ..progress import bar, summary
 from .extract import is_complete as clean_is_complete
 from .settings import SampleSettings
@@ -85,12 +89,25 @@ def _language_rows(clean_dir: Path, entry: dict):
         yield from iter_rows(clean_dir / part, ["id", "title", "text"])
 
 
-def _doc_sizes(clean_dir: Path, entry: dict, unit: str) -> np.ndarray:
-    sizes = []
+def _doc_sizes(clean_dir: Path, entry: dict, unit: str) -> tuple[np.ndarray, str]:
+    """Each document's size, and a digest of the document ids in order (to recognise a fake copy's
+    documents as its base's without holding the ids)."""
+    sizes, ids = [], hashlib.sha256()
     for row in _language_rows(clean_dir, entry):
         text = row["text"]
         sizes.append(count_tokens(text) if unit == "tokens" else len(text) - text.count("\n"))
-    return np.asarray(sizes, dtype=np.int64)
+        ids.update(row["id"].encode("utf-8") + b"\0")
+    return np.asarray(sizes, dtype=np.int64), ids.hexdigest()
+
+
+def mirrored_base(lang: str, copies_by_lang: dict, doc_ids: dict, settings: SampleSettings) -> str | None:
+    """The base language whose document choice a fake language repeats, or None to sample it alone:
+    with `fake_parallel`, when the base is in the mixture and the fake copy holds its documents (same
+    ids, same order; a copy made from other text, e.g. another extraction, is sampled on its own)."""
+    fake = parse_fake_code(lang)
+    if not settings.fake_parallel or fake is None or fake.base not in copies_by_lang:
+        return None
+    return fake.base if doc_ids[lang] == doc_ids[fake.base] else None
 
 
 def _language_seed(seed: int, lang: str) -> int:
@@ -122,23 +139,30 @@ def _sample(clean_dir: Path, out_dir: Path, settings: SampleSettings, tracker) -
     except OSError as exc:
         raise UserError(f"cannot create output folder {out_dir} ({exc.strerror or exc}); choose another --out") from None
 
-    doc_sizes = {lang: _doc_sizes(clean_dir, e, settings.unit) for lang, e in entries.items()}
+    doc_sizes, doc_ids = {}, {}
+    for lang, entry in entries.items():
+        doc_sizes[lang], doc_ids[lang] = _doc_sizes(clean_dir, entry, settings.unit)
     sizes = {lang: float(s.sum()) for lang, s in doc_sizes.items()}
     p, q = smoothed_weights(sizes, settings.smoothing)
     total = sum(sizes.values())
     target_total = float(settings.target_size or total)
     rows, copies_by_lang = {}, {}
-    for lang in entries:
+    for lang in sorted(entries, key=lambda code: parse_fake_code(code) is not None):  # bases first
         rng = np.random.default_rng(_language_seed(settings.seed, lang))
         target = q[lang] * target_total
-        copies, capped = choose_copies(doc_sizes[lang], target, settings.max_repeats, rng)
+        base = mirrored_base(lang, copies_by_lang, doc_ids, settings)
+        if base is not None:  # the fake copy of exactly the documents its base keeps: parallel text
+            copies, capped = copies_by_lang[base].copy(), bool(rows[base]["capped"])
+        else:
+            copies, capped = choose_copies(doc_sizes[lang], target, settings.max_repeats, rng)
         achieved = float((copies * doc_sizes[lang]).sum())
         copies_by_lang[lang] = copies
         rows[lang] = {"p": p[lang], "q": q[lang], "size": sizes[lang], "target": round(target, 3),
                       "achieved": achieved, "ratio": target / sizes[lang] if sizes[lang] else 0.0,
                       "effective_ratio": achieved / sizes[lang] if sizes[lang] else 0.0,
                       "repeats": int(copies.max()) if len(copies) else 0, "capped": capped,
-                      "documents_in": int(len(copies)), "documents_out": int(copies.sum())}
+                      "documents_in": int(len(copies)), "documents_out": int(copies.sum()),
+                      "parallel_to": base}
 
     shard_bytes = int(settings.shard_mb * (1 << 20))
     out_bytes = sum(entries[l]["bytes"] * rows[l]["effective_ratio"] for l in entries)

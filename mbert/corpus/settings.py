@@ -79,4 +79,7 @@ class SampleSettings:
     max_repeats: float = setting(100.0, min=1.0, help="cap on how often a small language is repeated")
     seed: int = setting(0, help="sampling and shuffling seed")
     languages: list[str] = setting([], help="sample only these languages of the clean corpus; empty = all")
+    fake_parallel: bool = setting(True, help="a fake language takes the same documents as its base language "
+                                             "(a parallel corpus, Dufter & Schütze's standard setup); false "
+                                             "samples it on its own (their 'no parallel data' ablation)")
     shard_mb: float = setting(256.0, min=0.0, min_exclusive=True, help="text MB per output part file")
