@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     points = [(step, path) for step, path in checkpoint_dirs(args.run / "checkpoints")]
     final_step = json.loads((args.run / "manifest.json").read_text())["settings"]["steps"]
     curve = []
-    for step, path in points + [(final_step, None)]:
+    if not points or points[-1][0] != final_step:  # the final model, unless a checkpoint holds it
+        points.append((final_step, None))
+    for step, path in points:
         started = time.time()
         if path is None:
             model = BertModel.from_pretrained(model_dir, add_pooling_layer=False)
