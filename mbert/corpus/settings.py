@@ -38,7 +38,8 @@ class CorpusSettings:
     fake: list[str] = setting([], help="fake languages to make from extracted ones (mbert.fake), e.g. "
                                        "[\"en-fake\"]: DIR/en-fake is DIR/en in a script no language uses")
     fake_word_order: Literal["same", "shuffled"] = setting(
-        "same", help="shuffled: permute the words of each fake sentence (K et al. 2020's ablation)")
+        "same", flag="word-order",
+        help="shuffled: permute the words of each fake sentence (K et al. 2020's ablation)")
     languages: dict[str, DeclaredLanguage] = setting(
         {}, help="languages beyond the 104 of mBERT: code -> {name, script, wiki}; they take precedence "
                  "over the registry's entry of the same code")
