@@ -57,7 +57,8 @@ def add_settings_flags(parser: argparse.ArgumentParser, section: str, cls: type,
     """One flag per field of the settings dataclass `cls` (`[section]` of a recipe), except those in
     `skip` (fields a command sets with a hand-written flag, e.g. `--tlm`) or outside `only`."""
     hints = typing.get_type_hints(cls)
-    group = parser.add_argument_group(f"[{section}] settings (also in a recipe; a flag overrides it)")
+    title = f"[{section}] settings (also in a recipe; a flag overrides it)"
+    group = next((g for g in parser._action_groups if g.title == title), None) or parser.add_argument_group(title)
     for field in dataclasses.fields(cls):
         if field.name in skip or (only is not None and field.name not in only):
             continue

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar, get_type_hints
 
 from .config import apply_overrides, build, is_url, read_toml, setting
 from .corpus.settings import CorpusSettings, SampleSettings
@@ -55,7 +54,7 @@ def load_recipe(path: Path | None, overrides: list[str] | None = None,
     """Load and validate every section up front; `flags` (section -> field -> value) win over `overrides`."""
     raw, base, where = load_raw(path, overrides)
     for section, values in (flags or {}).items():
-        _lay_flags(raw, section, typing.get_type_hints(Recipe)[section], values, where)
+        _lay_flags(raw, section, get_type_hints(Recipe)[section], values, where)
     variants = raw.get("variants", {})
     if isinstance(variants, dict) and isinstance(raw.get("pretrain", {}), dict):
         # a variant is a set of overrides on top of [pretrain]
