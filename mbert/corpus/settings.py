@@ -76,7 +76,7 @@ class SampleSettings:
     smoothing: float = setting(0.7, min=0.0, min_exclusive=True, max=1.0,
                                help="exponent S in q_L ∝ p_L^S (mBERT 0.7, XLM 0.3-0.5)")
     unit: Literal["characters", "tokens"] = setting("characters", help="what p_L counts")
-    target_size: int | None = setting(None, min=1, help="mixture size in `unit`; default: clean corpus size")
+    target_size: int | None = setting(None, min=1, help="mixture size in `unit`; unset = the clean corpus size")
     max_repeats: float = setting(100.0, min=1.0, help="cap on how often a small language is repeated")
     seed: int = setting(0, help="sampling and shuffling seed")
     languages: list[str] = setting([], help="sample only these languages of the clean corpus; empty = all")

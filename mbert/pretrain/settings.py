@@ -70,7 +70,7 @@ class PretrainSettings:
     heldout_instances: int = setting(16, min=1, help="at most this many held-out instances per language")
     tokenize_workers: int = setting(0, min=0, max=1024, runtime=True, help="processes for tokenization; 0 = all cores")
     token_store: Path | None = setting(None, path="out", runtime=True,
-                                       help="folder of the token store (default OUT/data/store); "
+                                       help="folder of the token store (unset = OUT/data/store); "
                                             "runs on the same corpus and vocabulary can share one")
 
     # loop
