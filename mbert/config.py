@@ -211,7 +211,7 @@ def _convert(value: Any, tp: Any, key: str, where: str, base_dir: Path, meta: di
 
 
 def allowed_range(meta: typing.Mapping) -> str:
-    """The range a setting allows, as messages and flag help show it (`>= 1 and <= 96`); '' if any."""
+    """The range a setting allows, as messages and flag help show it (`>= 1 and <= 96`); '' when it allows any."""
     parts = []
     if meta.get("min") is not None:
         parts.append(f"{'>' if meta.get('min_exclusive') else '>='} {meta['min']}")

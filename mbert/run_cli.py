@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--from", dest="redo_from", choices=STAGES, help="redo this stage and every later one")
     parser.add_argument("--until", choices=STAGES, help="stop after this stage (e.g. vocab, then pretrain "
                                                         "under torchrun)")
-    add_settings_flags(parser, "run", RunSettings, skip=["wandb", "wandb_project"])  # those come with the recipe's
+    add_settings_flags(parser, "run", RunSettings, skip=["wandb", "wandb_project"])  # those two: add_command
 
 
 def _run(args: argparse.Namespace) -> int:
