@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from .flags import common_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from .cli import common_options
-
     bench = sub.add_parser("bench", help="speed benchmarks", description="speed benchmarks",
                            parents=[common_options()])
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH", required=True)

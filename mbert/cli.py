@@ -1,4 +1,5 @@
-"""`mbert` command line: one sub-command per stage; each stage registers its own commands.
+"""`mbert` command line: one sub-command per stage; each stage registers its own commands (built
+with `mbert.flags`, which they import; this module only assembles them and runs one).
 
 User errors (`UserError`) print one line and exit 1 (2 for invalid settings); `--debug` shows the
 traceback instead, with the same exit status."""
@@ -8,42 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from typing import Callable
 
 from . import __version__
 from .errors import UserError
 from .progress import set_quiet
-
-Handler = Callable[[argparse.Namespace], int | None]
-
-
-def common_options() -> argparse.ArgumentParser:
-    """--debug/--quiet, accepted after the sub-command too (SUPPRESS keeps the top-level value)."""
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
-    parent.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
-                        help="no progress bars (summaries still print)")
-    return parent
-
-
-def recipe_options() -> argparse.ArgumentParser:
-    """Options every stage command shares: a recipe, overrides, the W&B mode."""
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--recipe", metavar="FILE", help="take settings from this recipe (TOML); flags override it")
-    parent.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
-                        help="override one recipe setting, e.g. --set pretrain.steps=100 (repeatable)")
-    parent.add_argument("--wandb", choices=["online", "offline", "off"],
-                        help="Weights & Biases mode (default offline; online needs an API key)")
-    return parent
-
-
-def add_command(sub: argparse._SubParsersAction, name: str, *, help: str, example: str,
-                handler: Handler, recipe: bool = True) -> argparse.ArgumentParser:
-    """A sub-command whose --help ends with a usage example."""
-    parser = sub.add_parser(name, help=help, description=help, parents=[common_options()] + ([recipe_options()] if recipe else []),
-                            epilog="example:\n  " + example, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.set_defaults(handler=handler)
-    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,16 +35,23 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 INT64_LIMIT = 1 << 63
 
 
+def is_url(value: str) -> bool:
+    """`hf:name`, `https://...`: a location that is not a local path (never made absolute)."""
+    return bool(_SCHEME.match(value))
+
+
 def setting(default: Any = dataclasses.MISSING, *, help: str = "", min: float | None = None,
             max: float | None = None, min_exclusive: bool = False, choices: typing.Sequence | None = None,
-            path: PathKind | None = None, runtime: bool = False) -> Any:
+            path: PathKind | None = None, runtime: bool = False, flag: str | None = None) -> Any:
     """A dataclass field with validation metadata. Mutable defaults are copied per instance.
 
     `runtime=True` marks a setting that changes how a stage runs (workers, device, logging,
     checkpoint intervals, W&B) but never what it produces: it is left out of every fingerprint
-    (`mbert.artifact.output_settings`), so changing it never redoes or replaces work."""
+    (`mbert.artifact.output_settings`), so changing it never redoes or replaces work.
+    `flag` is a short command-line name (`seq-len` for `max_seq_length`) offered before the
+    field's own (`--max-seq-length`); `mbert.flags` makes every command's flags from this metadata."""
     meta = {"help": help, "min": min, "max": max, "min_exclusive": min_exclusive,
-            "choices": choices, "path": path, "runtime": runtime}
+            "choices": choices, "path": path, "runtime": runtime, "flag": flag}
     if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
         return dataclasses.field(default_factory=lambda d=default: copy.deepcopy(d), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -87,11 +94,15 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     parts = [p.strip() for p in key.strip().split(".")]
     if not all(parts):
         raise ConfigError(f"--set {text!r}: the key {key!r} is empty or has an empty part")
+    return parts, parse_value(raw)
+
+
+def parse_value(raw: str) -> Any:
+    """A value typed on the command line: TOML when it parses (`3`, `true`, `{name = "x"}`), else the text."""
     try:
-        value = tomllib.loads(f"v = {raw}")["v"]
+        return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
-        value = raw
-    return parts, value
+        return raw
 
 
 def apply_overrides(raw: dict, overrides: typing.Iterable[str]) -> dict:
@@ -187,7 +198,7 @@ def _convert(value: Any, tp: Any, key: str, where: str, base_dir: Path, meta: di
         if not isinstance(value, str):
             _fail(key, value, "a string", where)
         value = _expand_env(value, key)
-        if meta.get("path") == "input" and not _SCHEME.match(value) and not Path(value).is_absolute():
+        if meta.get("path") == "input" and not is_url(value) and not Path(value).is_absolute():
             value = str(base_dir / Path(value).expanduser())
         if meta.get("choices") and value not in meta["choices"]:
             _fail(key, value, "one of " + ", ".join(map(repr, meta["choices"])), where)
@@ -199,17 +210,22 @@ def _convert(value: Any, tp: Any, key: str, where: str, base_dir: Path, meta: di
     raise TypeError(f"unsupported setting type {tp!r} for {key}")
 
 
+def allowed_range(meta: typing.Mapping) -> str:
+    """The range a setting allows, as messages and flag help show it (`>= 1 and <= 96`); '' when it allows any."""
+    parts = []
+    if meta.get("min") is not None:
+        parts.append(f"{'>' if meta.get('min_exclusive') else '>='} {meta['min']}")
+    if meta.get("max") is not None:
+        parts.append(f"<= {meta['max']}")
+    return " and ".join(parts)
+
+
 def _check_range(value: float, key: str, where: str, meta: dict) -> float:
     low, high = meta.get("min"), meta.get("max")
     too_low = low is not None and (value <= low if meta.get("min_exclusive") else value < low)
     too_high = high is not None and value > high
     if too_low or too_high:
-        parts = []
-        if low is not None:
-            parts.append(f"{'>' if meta.get('min_exclusive') else '>='} {low}")
-        if high is not None:
-            parts.append(f"<= {high}")
-        raise ConfigError(f"{where}{key} = {value!r} is out of range; allowed: {' and '.join(parts)}")
+        raise ConfigError(f"{where}{key} = {value!r} is out of range; allowed: {allowed_range(meta)}")
     return value
 
 

@@ -6,26 +6,19 @@ import argparse
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar, get_type_hints
 
-from .errors import ConfigError
-from .config import _SCHEME, apply_overrides, build, read_toml, setting
+from .config import apply_overrides, build, is_url, read_toml, setting
 from .corpus.settings import CorpusSettings, SampleSettings
+from .errors import ConfigError
+from .flags import given
 from .pretrain.settings import PretrainSettings
 from .report.settings import ReportSettings
+from .run_settings import RunSettings
 from .transfer.settings import EvaluateSettings
 from .vocab.settings import VocabSettings
 
 T = TypeVar("T")
-
-
-@dataclass
-class RunSettings:
-    out: Path = setting(Path("runs/default"), path="out", runtime=True,
-                        help="run folder holding every stage's output")
-    wandb: Literal["online", "offline", "off"] = setting("offline", runtime=True, help="Weights & Biases mode")
-    wandb_project: str = setting("mbert", runtime=True, help="Weights & Biases project")
-    report_lines_per_language: int = setting(2000, min=1, help="lines per language for the tokenizer report")
 
 
 @dataclass
@@ -56,9 +49,12 @@ def load_raw(recipe: Path | None, overrides: list[str] | None = None) -> tuple[d
     return apply_overrides(raw, overrides or []), base, where
 
 
-def load_recipe(path: Path | None, overrides: list[str] | None = None) -> Recipe:
-    """Load and validate every section up front."""
+def load_recipe(path: Path | None, overrides: list[str] | None = None,
+                flags: dict[str, dict[str, Any]] | None = None) -> Recipe:
+    """Load and validate every section up front; `flags` (section -> field -> value) win over `overrides`."""
     raw, base, where = load_raw(path, overrides)
+    for section, values in (flags or {}).items():
+        _lay_flags(raw, section, get_type_hints(Recipe)[section], values, where)
     variants = raw.get("variants", {})
     if isinstance(variants, dict) and isinstance(raw.get("pretrain", {}), dict):
         # a variant is a set of overrides on top of [pretrain]
@@ -67,21 +63,37 @@ def load_recipe(path: Path | None, overrides: list[str] | None = None) -> Recipe
     return build(Recipe, raw, where=where, base_dir=base)
 
 
-def stage_settings(args: argparse.Namespace, section: str, cls: type[T], flags: dict[str, Any]) -> T:
-    """Settings for one stage command: recipe section (if `--recipe`), then `--set`, then flags.
-
-    Flag values that are paths are made absolute first, because flags are relative to the current
-    folder while recipe paths are relative to the recipe."""
+def stage_settings(args: argparse.Namespace, section: str, cls: type[T],
+                   extra: dict[str, Any] | None = None) -> tuple[T, RunSettings]:
+    """The settings of one stage command and its `[run]` settings, from one reading of the recipe
+    (`--recipe`): its section, then `--set`, then the flags given (`mbert.flags.given`) and `extra`
+    (values of the command's hand-written flags, None when not given)."""
     raw, base, where = load_raw(getattr(args, "recipe", None), getattr(args, "set", None))
+    return (_section(raw, section, cls, {**given(args, section), **(extra or {})}, base, where),
+            _section(raw, "run", RunSettings, given(args, "run"), base, where))
+
+
+def run_settings(args: argparse.Namespace) -> RunSettings:
+    """The `[run]` settings alone, for a command without a stage section (`mbert vocab report`)."""
+    raw, base, where = load_raw(getattr(args, "recipe", None), getattr(args, "set", None))
+    return _section(raw, "run", RunSettings, given(args, "run"), base, where)
+
+
+def _section(raw: dict, section: str, cls: type[T], flags: dict[str, Any], base: Path, where: str) -> T:
+    _lay_flags(raw, section, cls, flags, where)
+    return build(cls, raw[section], section=section, where=where, base_dir=base)
+
+
+def _lay_flags(raw: dict, section: str, cls: type, flags: dict[str, Any], where: str) -> None:
+    """Put flag values over `raw[section]`. Paths given as flags are made absolute first: flags are
+    relative to the current folder, recipe paths to the recipe."""
     if section in raw and not isinstance(raw[section], dict):
         raise ConfigError(f"{where}[{section}] must be a table of settings, not {raw[section]!r}")
-    data = dict(raw.get(section, {}))
     path_fields = {f.name for f in dataclasses.fields(cls) if f.metadata.get("path")}
+    data = raw.setdefault(section, {})
     for key, value in flags.items():
-        if value is None:
-            continue
-        data[key] = _absolute(value) if key in path_fields else value
-    return build(cls, data, section=section, where=where, base_dir=base)
+        if value is not None:
+            data[key] = _absolute(value) if key in path_fields else value
 
 
 def _absolute(value: Any) -> Any:
@@ -90,11 +102,6 @@ def _absolute(value: Any) -> Any:
         return [_absolute(v) for v in value]
     if isinstance(value, dict):
         return {k: _absolute(v) for k, v in value.items()}
-    if isinstance(value, (str, Path)) and not _SCHEME.match(str(value)):
+    if isinstance(value, (str, Path)) and not is_url(str(value)):
         return str(Path(value).expanduser().absolute())
     return value
-
-
-def run_settings(args: argparse.Namespace) -> RunSettings:
-    """The `[run]` section (W&B mode, seed) for a single-stage command; `--wandb` overrides it."""
-    return stage_settings(args, "run", RunSettings, {"wandb": getattr(args, "wandb", None)})

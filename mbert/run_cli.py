@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cli import add_command
+from .flags import add_command, add_settings_flags, given
 from .pipeline import STAGES, default_recipe, run_pipeline
 from .recipe import load_recipe
+from .run_settings import RunSettings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--from", dest="redo_from", choices=STAGES, help="redo this stage and every later one")
     parser.add_argument("--until", choices=STAGES, help="stop after this stage (e.g. vocab, then pretrain "
                                                         "under torchrun)")
-    parser.add_argument("--out", help="run folder (overrides run.out)")
+    add_settings_flags(parser, "run", RunSettings, skip=["wandb", "wandb_project"])  # those two: add_command
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -29,11 +30,6 @@ def _run(args: argparse.Namespace) -> int:
         from .errors import ConfigError
         raise ConfigError("give the recipe once: either RECIPE.toml or --recipe FILE")
     path = Path(args.recipe_file or args.recipe or default_recipe())
-    overrides = list(args.set)
-    if args.wandb:
-        overrides.append(f"run.wandb={args.wandb!r}".replace("'", '"'))
-    if args.out:
-        overrides.append(f"run.out={str(Path(args.out).absolute())!r}".replace("'", '"'))
-    recipe = load_recipe(path, overrides)
+    recipe = load_recipe(path, args.set, {"run": given(args, "run")})
     run_pipeline(recipe, redo_from=args.redo_from, until=args.until)
     return 0

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import add_command
 from ..errors import ConfigError
-from ..recipe import run_settings, stage_settings
+from ..flags import add_command, add_settings_flags
+from ..recipe import stage_settings
+from ..run_settings import RunSettings
 from .settings import CorpusSettings, SampleSettings
 
 
@@ -29,8 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                          help="dump (.xml, .xml.bz2, multistream .bz2 + -index.txt.bz2), Parquet/Arrow "
                               "(id,url,title,text), or text (one sentence per line); repeatable, globs allowed")
     extract.add_argument("--out", required=True, help="output folder")
-    extract.add_argument("--workers", type=int, help="worker processes (default: one per CPU core)")
-    extract.add_argument("--force", action="store_true", default=None, help="redo languages already complete")
+    add_settings_flags(extract, "corpus", CorpusSettings, skip=["sources"])  # --lang/--source
 
     fake = add_command(
         stages, "fake", handler=_fake,
@@ -40,9 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     fake.add_argument("--clean", required=True, help="output folder of `corpus extract` holding the base language")
     fake.add_argument("--code", required=True, action="append", metavar="CODE",
                       help="fake language code <base>-fake or <base>-fakeN (N = 2..50); repeatable")
-    fake.add_argument("--word-order", choices=["same", "shuffled"],
-                      help="shuffled: permute the words of each fake sentence (default: same)")
-    fake.add_argument("--force", action="store_true", default=None, help="rebuild a copy that is already complete")
+    # the rest of [corpus] is about extraction: a fake copy reads the clean text as it is
+    add_settings_flags(fake, "corpus", CorpusSettings, only=["fake_word_order", "force"])
 
     sample = add_command(
         stages, "sample", handler=_sample,
@@ -51,17 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "--smoothing 0.7 --seed 1")
     sample.add_argument("--clean", required=True, help="output folder of `corpus extract`")
     sample.add_argument("--out", required=True, help="output folder of the mixture")
-    sample.add_argument("--smoothing", type=float, help="exponent S in (0, 1] (default 0.7)")
-    sample.add_argument("--target-size", type=int, help="mixture size in --unit (default: clean corpus size)")
-    sample.add_argument("--unit", choices=["characters", "tokens"], help="what p_L and the target count")
-    sample.add_argument("--max-repeats", type=float, help="cap on repeats of a small language (default 100)")
-    sample.add_argument("--seed", type=int, help="sampling and shuffling seed")
-    sample.add_argument("--languages", nargs="+", metavar="CODE",
-                        help="mix only these languages of the clean corpus (default: all)")
+    add_settings_flags(sample, "sample", SampleSettings)
 
 
-def _tracker(args: argparse.Namespace, stage: str, out: Path, config: dict):
-    run = run_settings(args)
+def _tracker(run: RunSettings, stage: str, out: Path, config: dict):
     if run.wandb == "off":
         return None
     from ..report.tracking import Tracker
@@ -69,17 +61,17 @@ def _tracker(args: argparse.Namespace, stage: str, out: Path, config: dict):
 
 
 def _extract(args: argparse.Namespace) -> int:
-    flags = {"workers": args.workers, "force": args.force}
+    sources = None
     if args.lang or args.source:
         if not (args.lang and args.source):
             raise ConfigError("give --lang CODE together with at least one --source PATH "
                               "(or neither, to take [corpus] sources from the recipe)")
-        flags["sources"] = {args.lang: list(args.source)}  # made absolute by stage_settings
-    settings = stage_settings(args, "corpus", CorpusSettings, flags)
+        sources = {args.lang: list(args.source)}  # made absolute by stage_settings
+    settings, run = stage_settings(args, "corpus", CorpusSettings, {"sources": sources})
     from ..config import to_plain
     from .extract import extract_corpus
     out = Path(args.out).absolute()
-    tracker = _tracker(args, "corpus-extract", out, {"corpus": to_plain(settings)})
+    tracker = _tracker(run, "corpus-extract", out, {"corpus": to_plain(settings)})
     try:
         extract_corpus(settings, out, tracker=tracker)
     finally:
@@ -89,22 +81,18 @@ def _extract(args: argparse.Namespace) -> int:
 
 
 def _fake(args: argparse.Namespace) -> int:
-    settings = stage_settings(args, "corpus", CorpusSettings, {
-        "fake": list(args.code), "fake_word_order": args.word_order, "force": args.force})
+    settings, _ = stage_settings(args, "corpus", CorpusSettings, {"fake": list(args.code)})
     from .extract import add_fake_languages
     add_fake_languages(Path(args.clean).absolute(), settings.fake, settings.fake_word_order, force=settings.force)
     return 0
 
 
 def _sample(args: argparse.Namespace) -> int:
-    settings = stage_settings(args, "sample", SampleSettings, {
-        "smoothing": args.smoothing, "target_size": args.target_size, "unit": args.unit,
-        "max_repeats": args.max_repeats, "seed": args.seed,
-        "languages": args.languages})
+    settings, run = stage_settings(args, "sample", SampleSettings)
     from ..config import to_plain
     from .sample import sample_mixture
     out = Path(args.out).absolute()
-    tracker = _tracker(args, "corpus-sample", out, {"sample": to_plain(settings)})
+    tracker = _tracker(run, "corpus-sample", out, {"sample": to_plain(settings)})
     try:
         sample_mixture(Path(args.clean).absolute(), out, settings, tracker=tracker)
     finally:

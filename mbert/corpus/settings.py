@@ -38,7 +38,8 @@ class CorpusSettings:
     fake: list[str] = setting([], help="fake languages to make from extracted ones (mbert.fake), e.g. "
                                        "[\"en-fake\"]: DIR/en-fake is DIR/en in a script no language uses")
     fake_word_order: Literal["same", "shuffled"] = setting(
-        "same", help="shuffled: permute the words of each fake sentence (K et al. 2020's ablation)")
+        "same", flag="word-order",
+        help="shuffled: permute the words of each fake sentence (K et al. 2020's ablation)")
     languages: dict[str, DeclaredLanguage] = setting(
         {}, help="languages beyond the 104 of mBERT: code -> {name, script, wiki}; they take precedence "
                  "over the registry's entry of the same code")
@@ -75,7 +76,7 @@ class SampleSettings:
     smoothing: float = setting(0.7, min=0.0, min_exclusive=True, max=1.0,
                                help="exponent S in q_L ∝ p_L^S (mBERT 0.7, XLM 0.3-0.5)")
     unit: Literal["characters", "tokens"] = setting("characters", help="what p_L counts")
-    target_size: int | None = setting(None, min=1, help="mixture size in `unit`; default: clean corpus size")
+    target_size: int | None = setting(None, min=1, help="mixture size in `unit`; unset = the clean corpus size")
     max_repeats: float = setting(100.0, min=1.0, help="cap on how often a small language is repeated")
     seed: int = setting(0, help="sampling and shuffling seed")
     languages: list[str] = setting([], help="sample only these languages of the clean corpus; empty = all")

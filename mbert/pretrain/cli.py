@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..flags import add_command, add_settings_flags
+from .settings import PretrainSettings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..cli import add_command
-
     parser = add_command(
         sub, "pretrain", handler=_pretrain,
         help="pretrain a multilingual BERT (MLM, optional NSP/TLM) and save it in transformers format",
@@ -22,30 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="mixture folder (part-*.parquet) or clean folder (<lang>/part-*.parquet)")
     parser.add_argument("--vocab", required=True, metavar="DIR", help="tokenizer folder from `mbert vocab`")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    parser.add_argument("--model", choices=["tiny", "small", "base"], help="architecture preset")
-    parser.add_argument("--steps", type=int, help="optimizer steps")
-    parser.add_argument("--batch-size", type=int, help="sequences per step (global)")
-    parser.add_argument("--grad-accum", type=int, help="micro-batches per step")
-    parser.add_argument("--seq-len", type=int, dest="max_seq_length", help="maximum sequence length")
-    parser.add_argument("--lr", type=float, dest="learning_rate", help="peak learning rate")
-    parser.add_argument("--warmup-steps", type=int)
-    parser.add_argument("--nsp", action="store_true", default=None, help="add next-sentence prediction")
-    parser.add_argument("--whole-word-masking", action="store_true", default=None)
     parser.add_argument("--tlm", action="append", metavar="SRC_LANG=FILE,TGT_LANG=FILE",
                         help="line-aligned parallel files for TLM (repeatable), e.g. "
                              "de=tatoeba.deu-eng.deu,en=tatoeba.deu-eng.eng")
-    parser.add_argument("--tlm-ratio", type=float, help="share of steps that train TLM")
-    parser.add_argument("--language-embeddings", action="store_true", default=None,
-                        help="token_type ids carry the language (XLM)")
-    parser.add_argument("--checkpoint-every", type=int)
-    parser.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"],
-                        help="bf16 autocast or fp32 (auto: bf16 on GPU, fp32 on CPU)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the newest checkpoint in --out (model, optimizer, data position)")
     parser.add_argument("--force", action="store_true",
                         help="replace the run --out holds (its checkpoints, log and model are deleted)")
+    add_settings_flags(parser, "pretrain", PretrainSettings, skip=["tlm"])  # --tlm: SRC_LANG=FILE,TGT_LANG=FILE
 
 
 def _parse_tlm(values: list[str] | None) -> list[dict] | None:
@@ -63,21 +47,13 @@ def _parse_tlm(values: list[str] | None) -> list[dict] | None:
 
 
 def _pretrain(args: argparse.Namespace) -> int:
-    from ..recipe import run_settings, stage_settings
+    from ..recipe import stage_settings
     from ..report.tracking import Tracker
     from ..config import to_plain
-    from .settings import PretrainSettings
     from ..errors import UserError
     from .train import holds_run, pretrain
 
-    flags = {name: getattr(args, name) for name in (
-        "model", "steps", "batch_size", "grad_accum", "max_seq_length", "learning_rate", "warmup_steps",
-        "nsp", "whole_word_masking", "tlm_ratio", "language_embeddings", "checkpoint_every",
-        "compile", "device", "precision")}
-    flags["whole_word_masking"] = args.whole_word_masking
-    flags["tlm"] = _parse_tlm(args.tlm)
-    settings = stage_settings(args, "pretrain", PretrainSettings, flags)
-    run = run_settings(args)
+    settings, run = stage_settings(args, "pretrain", PretrainSettings, {"tlm": _parse_tlm(args.tlm)})
     out = Path(args.out)
     if args.resume and args.force:
         raise ConfigError("--resume continues the run in --out and --force replaces it; give one of them")

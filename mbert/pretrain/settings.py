@@ -45,20 +45,22 @@ class PretrainSettings:
     batch_size: int = setting(32, min=1, max=1 << 20,
                               help="sequences per step (global, before accumulation split)")
     grad_accum: int = setting(1, min=1, help="micro-batches per optimizer step (batch_size is split)")
-    max_seq_length: int = setting(128, min=8, max=8192)
-    learning_rate: float = setting(1e-4, min=0.0, min_exclusive=True)
+    max_seq_length: int = setting(128, min=8, max=8192, flag="seq-len", help="maximum sequence length in tokens")
+    learning_rate: float = setting(1e-4, min=0.0, min_exclusive=True, flag="lr",
+                                   help="peak learning rate (AdamW), reached after warm-up")
     warmup_steps: int = setting(-1, min=-1, help="linear warm-up steps; -1 = 1% of steps")
-    weight_decay: float = setting(0.01, min=0.0)
+    weight_decay: float = setting(0.01, min=0.0, help="AdamW weight decay")
     max_grad_norm: float = setting(1.0, min=0.0, help="gradient clipping; 0 = off")
     dropout: float = setting(0.1, min=0.0, max=0.9, help="hidden and attention dropout")
-    seed: int = setting(0)
+    seed: int = setting(0, help="seed of initialisation, masking and data order")
 
     # data and objectives
     short_seq_prob: float = setting(0.1, min=0.0, max=1.0,
                                     help="share of instances given a random shorter target length")
-    mask_prob: float = setting(0.15, min=0.0, max=1.0, min_exclusive=True)
+    mask_prob: float = setting(0.15, min=0.0, max=1.0, min_exclusive=True,
+                               help="share of tokens predicted (80% [MASK], 10% random, 10% kept)")
     whole_word_masking: bool = setting(False, help="mask all pieces of a word together")
-    nsp: bool = setting(False, help="next-sentence prediction (original mBERT); off by default")
+    nsp: bool = setting(False, help="next-sentence prediction (original mBERT)")
     tlm: list[TlmPair] = setting([], help="parallel files for translation LM (XLM)")
     tlm_ratio: float = setting(0.0, min=0.0, max=1.0,
                                help="share of optimizer steps that train TLM instead of MLM")
@@ -68,16 +70,16 @@ class PretrainSettings:
     heldout_instances: int = setting(16, min=1, help="at most this many held-out instances per language")
     tokenize_workers: int = setting(0, min=0, max=1024, runtime=True, help="processes for tokenization; 0 = all cores")
     token_store: Path | None = setting(None, path="out", runtime=True,
-                                       help="folder of the token store (default OUT/data/store); "
+                                       help="folder of the token store (unset = OUT/data/store); "
                                             "runs on the same corpus and vocabulary can share one")
 
     # loop
-    log_every: int = setting(10, min=1, runtime=True)
+    log_every: int = setting(10, min=1, runtime=True, help="log training metrics every N steps")
     eval_every: int = setting(200, min=1, runtime=True, help="held-out MLM loss every N steps (and at the end)")
-    checkpoint_every: int = setting(500, min=1, runtime=True)
+    checkpoint_every: int = setting(500, min=1, runtime=True, help="save a checkpoint every N steps")
     keep_checkpoints: int = setting(2, min=1, runtime=True, help="keep the last K checkpoints")
     compile: bool = setting(False, runtime=True, help="torch.compile the model")
-    device: Literal["auto", "cpu", "cuda"] = setting("auto", runtime=True)
+    device: Literal["auto", "cpu", "cuda"] = setting("auto", runtime=True, help="auto = cuda when available")
     precision: Literal["auto", "bf16", "fp32"] = setting(
         "auto", runtime=True, help="bf16 autocast (weights and optimizer stay fp32) or fp32; auto = bf16 on GPU, "
                      "fp32 on CPU")

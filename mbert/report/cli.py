@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import add_command
 from ..config import to_plain
 from ..errors import ConfigError
+from ..flags import add_command, add_settings_flags, flag_name, given
 from ..progress import info, summary
-from ..recipe import run_settings, stage_settings
+from ..recipe import stage_settings
+from ..run_settings import RunSettings
 from .settings import ReportSettings
 
 
@@ -23,12 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         example="mbert report runs/demo --wandb off   # then open runs/demo/report/report.html")
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run folder (run.out of the recipe)")
     parser.add_argument("--out", metavar="DIR", help="report folder (default RUN_DIR/report); it is replaced")
-    parser.add_argument("--title", help="report title (default: report.title, 'mbert run')")
-    parser.add_argument("--artifacts", action="store_true", default=None,
-                        help="with W&B on, also upload the vocabulary and model folders as artifacts")
     parser.add_argument("--publish", action="store_true",
                         help="only create or update the W&B Report from the report folder's wandb_report.json "
                              "(written with W&B on), once its run is on W&B (`wandb sync`); needs an API key")
+    add_settings_flags(parser, "report", ReportSettings)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -38,8 +37,7 @@ def _report(args: argparse.Namespace) -> int:
 
     if args.publish:
         return _publish(args)
-    settings = stage_settings(args, "report", ReportSettings, {"title": args.title, "wandb_artifacts": args.artifacts})
-    run = run_settings(args)
+    settings, run = stage_settings(args, "report", ReportSettings)
     run_dir = Path(args.run_dir)
     out = Path(args.out) if args.out else run_dir / "report"
     build_report(run_dir, out, settings)
@@ -54,9 +52,9 @@ def _report(args: argparse.Namespace) -> int:
 def _publish(args: argparse.Namespace) -> int:
     from .wandb_publish import SPEC_FILE, publish, read_spec
 
-    building = [flag for flag, value in (("--title", args.title), ("--artifacts", args.artifacts),
-                                         ("--wandb", args.wandb), ("--set", args.set), ("--recipe", args.recipe))
-                if value]
+    building = [flag_name(cls, name) for section, cls in (("report", ReportSettings), ("run", RunSettings))
+                for name in given(args, section)]
+    building += [flag for flag, value in (("--set", args.set), ("--recipe", args.recipe)) if value]
     if building:
         raise ConfigError(f"--publish publishes the specification as written, and {', '.join(building)} only "
                           f"act when building the report: drop them, or build first without --publish")

@@ -15,4 +15,5 @@ class ReportSettings:
     figure_dpi: int = setting(110, min=50, max=400, help="resolution of the plots")
     include_configs: bool = setting(True, help="show every stage's resolved_config.toml in the report")
     max_curve_points: int = setting(2000, min=10, help="training-curve points per metric (evenly subsampled)")
-    wandb_artifacts: bool = setting(False, runtime=True, help="with W&B on: also upload the vocabulary and model as artifacts")
+    wandb_artifacts: bool = setting(False, runtime=True, flag="artifacts",
+                                    help="with W&B on: also upload the vocabulary and model as artifacts")

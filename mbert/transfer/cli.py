@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import add_command
 from ..errors import ConfigError
+from ..flags import add_command, add_settings_flags
+from .settings import EvaluateSettings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,18 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", action="append", default=[], metavar="[NAME=]DIR",
                         help="checkpoint folder (a pretrain output or a save_pretrained folder); repeat "
                              "to compare several; default: the suite's [models]")
-    parser.add_argument("--suite", help="evaluation suite TOML (default eval/default.toml)")
     parser.add_argument("--out", required=True, help="output folder (replaced when the run completes)")
-    parser.add_argument("--seeds", type=int, nargs="+", help="fine-tuning seeds (override the suite's)")
-    parser.add_argument("--tasks", nargs="+", help="run only these tasks of the suite")
-    parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
-    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
-    parser.add_argument("--random-init", action="store_true", default=None,
-                        help="also evaluate fresh weights of the first model's shape (no-pretraining baseline)")
-    parser.add_argument("--max-train-examples", type=int, help="cap training examples per task")
-    parser.add_argument("--max-eval-examples", type=int, help="cap test examples per language")
-    parser.add_argument("--analysis", action=argparse.BooleanOptionalAction, default=None,
-                        help="run the language-neutrality analysis (default: as the suite says)")
+    add_settings_flags(parser, "evaluate", EvaluateSettings)
 
 
 def parse_models(values: list[str]) -> list[tuple[str | None, Path]]:
@@ -49,16 +40,11 @@ def parse_models(values: list[str]) -> list[tuple[str | None, Path]]:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from ..config import to_plain
-    from ..recipe import run_settings, stage_settings
+    from ..recipe import stage_settings
     from ..report.tracking import Tracker
     from .evaluate import evaluate
-    from .settings import EvaluateSettings
 
-    settings = stage_settings(args, "evaluate", EvaluateSettings, {
-        "suite": args.suite, "seeds": args.seeds, "tasks": args.tasks, "device": args.device, "threads": args.threads,
-        "random_init": args.random_init, "max_train_examples": args.max_train_examples,
-        "max_eval_examples": args.max_eval_examples, "analysis": args.analysis})
-    run = run_settings(args)
+    settings, run = stage_settings(args, "evaluate", EvaluateSettings)
     out = Path(args.out).absolute()
     models = parse_models(args.model)
     # W&B files go beside the output: the output folder itself is replaced when the run completes.

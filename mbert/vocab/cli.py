@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import add_command
 from ..config import to_plain
+from ..flags import add_command, add_settings_flags
 from ..recipe import run_settings, stage_settings
 from ..report.tracking import Tracker
+from ..run_settings import RunSettings
 from .settings import VocabSettings
 
 
@@ -26,15 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="corpus folder: a mixture (DIR/part-*.parquet) or a clean corpus "
                             "(DIR/<lang>/part-*.parquet)")
     train.add_argument("--out", required=True, metavar="DIR", help="tokenizer folder to write")
-    train.add_argument("--size", type=int, help="vocabulary size (default 119547, mBERT cased)")
-    train.add_argument("--kind", choices=["wordpiece", "sentencepiece"], help="default wordpiece")
-    train.add_argument("--uncased", action="store_true", default=None,
-                       help="lower-case and strip accents (original uncased mBERT)")
-    train.add_argument("--sp-model-type", choices=["unigram", "bpe"], help="SentencePiece algorithm (default unigram)")
-    train.add_argument("--min-frequency", type=int, help="WordPiece: minimum count of a merge (default 2)")
-    train.add_argument("--limit-alphabet", type=int, help="WordPiece: keep the N most frequent characters")
-    train.add_argument("--force", action="store_true", default=None,
-                       help="replace a different tokenizer already in --out")
+    add_settings_flags(train, "vocab", VocabSettings)
 
     report = add_command(
         commands, "report", handler=_report,
@@ -49,8 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     report.add_argument("--max-lines", type=int, metavar="N", help="lines read per language (default all)")
 
 
-def _tracker(args: argparse.Namespace, out: Path, config: dict) -> Tracker:
-    run = run_settings(args)
+def _tracker(run: RunSettings, out: Path, config: dict) -> Tracker:
     # W&B files go beside the output folder, not inside it: the output folder is replaced whole
     return Tracker(mode=run.wandb, project=run.wandb_project, stage="vocab", run_dir=out.parent, config=config)
 
@@ -58,11 +50,9 @@ def _tracker(args: argparse.Namespace, out: Path, config: dict) -> Tracker:
 def _train(args: argparse.Namespace) -> None:
     from .train import train_vocab
 
-    settings = stage_settings(args, "vocab", VocabSettings, {
-        "size": args.size, "kind": args.kind, "uncased": args.uncased, "sp_model_type": args.sp_model_type,
-        "min_frequency": args.min_frequency, "limit_alphabet": args.limit_alphabet, "force": args.force})
+    settings, run = stage_settings(args, "vocab", VocabSettings)
     corpus, out = Path(args.corpus).absolute(), Path(args.out).absolute()
-    with _tracker(args, out, {"vocab": to_plain(settings)}) as tracker:
+    with _tracker(run, out, {"vocab": to_plain(settings)}) as tracker:
         train_vocab(corpus, out, settings, tracker)
 
 
@@ -75,5 +65,5 @@ def _report(args: argparse.Namespace) -> None:
         raise UserError(f"--max-lines {args.max_lines} must be at least 1")
     texts = parse_text_args(args.text)
     out = Path(args.out).absolute()
-    with _tracker(args, out, {"tokenizer": args.tokenizer}) as tracker:
+    with _tracker(run_settings(args), out, {"tokenizer": args.tokenizer}) as tracker:
         tokenizer_report(Path(args.tokenizer), texts, out, tracker, max_lines_per_language=args.max_lines)
