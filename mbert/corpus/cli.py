@@ -56,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     sample.add_argument("--unit", choices=["characters", "tokens"], help="what p_L and the target count")
     sample.add_argument("--max-repeats", type=float, help="cap on repeats of a small language (default 100)")
     sample.add_argument("--seed", type=int, help="sampling and shuffling seed")
+    sample.add_argument("--pseudo-document-sentences", type=int, metavar="N",
+                        help="sentences per block when a language's documents cannot meet its target "
+                             "within 10%% (text without document boundaries; default 32)")
     sample.add_argument("--languages", nargs="+", metavar="CODE",
                         help="mix only these languages of the clean corpus (default: all)")
 
@@ -100,7 +103,7 @@ def _sample(args: argparse.Namespace) -> int:
     settings = stage_settings(args, "sample", SampleSettings, {
         "smoothing": args.smoothing, "target_size": args.target_size, "unit": args.unit,
         "max_repeats": args.max_repeats, "seed": args.seed,
-        "languages": args.languages})
+        "pseudo_document_sentences": args.pseudo_document_sentences, "languages": args.languages})
     from ..config import to_plain
     from .sample import sample_mixture
     out = Path(args.out).absolute()
