@@ -46,13 +46,35 @@ def _draw_target(max_tokens: int, short_seq_prob: float, rng: np.random.Generato
     return max_tokens
 
 
+class _Rows:
+    """Instance rows appended into fixed-size int64 blocks: no Python object per instance, so a
+    corpus of hundreds of millions of instances needs 56 bytes each, not ~250."""
+
+    BLOCK = 1 << 16
+
+    def __init__(self) -> None:
+        self.full: list[np.ndarray] = []
+        self.block = np.empty((self.BLOCK, COLUMNS), np.int64)
+        self.used = 0
+
+    def append(self, row: tuple[int, ...]) -> None:
+        if self.used == self.BLOCK:
+            self.full.append(self.block)
+            self.block, self.used = np.empty((self.BLOCK, COLUMNS), np.int64), 0
+        self.block[self.used] = row
+        self.used += 1
+
+    def array(self) -> np.ndarray:
+        return np.concatenate(self.full + [self.block[:self.used]])
+
+
 def build_instances(store: TokenStore, documents: np.ndarray, max_seq_length: int,
                     short_seq_prob: float, nsp: bool, rng: np.random.Generator) -> np.ndarray:
     """Instances of the given document indices (into `store`)."""
     offsets = np.asarray(store.sentence_offsets)
     doc_offsets = np.asarray(store.doc_offsets)
     max_tokens = max_seq_length - (3 if nsp else 2)
-    rows: list[tuple[int, ...]] = []
+    rows = _Rows()
     for doc in documents:
         doc = int(doc)
         lang = int(store.doc_lang[doc])
@@ -108,9 +130,7 @@ def build_instances(store: TokenStore, documents: np.ndarray, max_seq_length: in
                 chunk_start, length = sent + 1, 0
                 target = _draw_target(max_tokens, short_seq_prob, rng)
             sent += 1
-    if not rows:
-        return np.zeros((0, COLUMNS), np.int64)
-    return np.asarray(rows, dtype=np.int64)
+    return rows.array()
 
 
 def build_pair_instances(src_ranges: np.ndarray, tgt_ranges: np.ndarray, src_lang: int,

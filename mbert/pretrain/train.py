@@ -167,6 +167,11 @@ class Trainer:
     # ------------------------------------------------------------------ preparation
 
     def prepare_data(self) -> None:
+        self.prepare_store()
+        self.prepare_instances()
+
+    def prepare_store(self) -> None:
+        """The token store of the corpus: found complete, or built (by rank 0)."""
         s = self.s
         inputs = self.inputs
         store_dir = Path(s.token_store) if s.token_store else self.out / "data" / "store"
@@ -184,20 +189,26 @@ class Trainer:
         self.dist.broadcast_error(error)
         self.store = TokenStore.open(store_dir)
         self.languages = list(self.store.languages)
+
+    def prepare_instances(self) -> None:
+        """The training and held-out instances over the store: found in the run's cache, or built."""
+        s = self.s
         specials = 3 if s.nsp else 2
-        key = fingerprint(inputs, s.max_seq_length, s.short_seq_prob, s.nsp, s.seed, s.heldout_docs)[:12]
-        cache = self.out / "data" / f"instances-{key}.npz"
-        if self.dist.main and not cache.is_file():
+        key = fingerprint(self.inputs, s.max_seq_length, s.short_seq_prob, s.nsp, s.seed, s.heldout_docs)[:12]
+        # .npy files, memory-mapped: the instance index (56 bytes per instance) stays on disk
+        cache = {part: self.out / "data" / f"instances-{key}-{part}.npy" for part in ("train", "heldout")}
+        if self.dist.main and not cache["train"].is_file():
             rng = np.random.default_rng([s.seed, 3])
             train_docs, held_docs = I.split_heldout(self.store, s.heldout_docs, rng)
             train = I.build_instances(self.store, train_docs, s.max_seq_length, s.short_seq_prob,
                                       s.nsp, rng)
             held = I.build_instances(self.store, held_docs, s.max_seq_length, 0.0, False, rng)
-            with atomic_file(cache, "wb") as handle:
-                np.savez(handle, train=train, heldout=held)
+            for part, array in (("heldout", held), ("train", train)):  # train last: it marks the cache complete
+                with atomic_file(cache[part], "wb") as handle:
+                    np.save(handle, array)
+            del train, held
         self.dist.barrier()
-        with np.load(cache) as arrays:
-            train, held = arrays["train"], arrays["heldout"]
+        train, held = (np.load(cache[part], mmap_mode="r") for part in ("train", "heldout"))
         if len(train) == 0:
             raise UserError(f"the corpus in {self.corpus_dir} yields no training instance; it needs "
                             f"more documents than pretrain.heldout_docs per language")
