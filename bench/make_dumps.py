@@ -14,7 +14,8 @@ vocabulary of words and the size of every page stay as they were; redirects and 
 copied too, as in a real dump.
 
 Sizes follow a Zipf law over the languages (rank r gets a share ∝ 1/r^zipf of `--size-mb` compressed
-MB; the largest Wikipedias first), with at least one stream per language:
+MB; the largest Wikipedias first; at least 10 pages each), pages counted at the sources' compression
+ratio:
 
     python bench/make_dumps.py --out /work/scale-runs/dumps-x1 --size-mb 16            # 104 languages
     python bench/make_dumps.py --out DIR --languages el ja --pages 500                  # exact page counts
@@ -47,6 +48,7 @@ from mbert.corpus.languages import registry  # noqa: E402
 
 KIT = Path(os.environ.get("MBERT_TEST_DATA", REPO.parent / "shared" / "data")) / "wikipedia"
 PAGES_PER_STREAM = 100
+MIN_PAGES = 10  # the smallest language still gets a few articles
 
 # kit dumps whose pages stand in for a script's languages
 _EN = ["enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2", "enwiki-table-markup.xml.bz2"]
@@ -153,24 +155,31 @@ def _header(source: Source, wiki: str) -> str:
 
 
 def make_dump(out: Path, code: str, budget_bytes: int | None, pages: int | None, seed: int) -> dict:
-    """One language's dump and index: until `pages` pages, or until the dump reaches `budget_bytes`."""
+    """One language's dump and index: `pages` pages, or as many as make about `budget_bytes`."""
     lang = registry()[code]
     cjk = lang.script in _CJK_SCRIPTS
-    sources = [read_source(KIT / name) for name in SOURCES["CJK" if cjk else lang.script
-                                                           if lang.script in SOURCES else "Latn"]]
+    names = SOURCES["CJK" if cjk else lang.script if lang.script in SOURCES else "Latn"]
+    sources = [read_source(KIT / name) for name in names]
     originals = [page for source in sources for page in source.pages]
     stem = f"{code}-{lang.wiki}wiki-synthetic-pages-articles-multistream"
     dump, index = out / f"{stem}.xml.bz2", out / f"{stem}-index.txt.bz2"
     rng = random.Random(f"{seed}:{code}")
-    written = streams = 0
+    # the sources' compression ratio turns a page's XML size into its share of the budget
+    ratio = sum((KIT / name).stat().st_size for name in names) / sum(len(p.encode()) for p in originals)
+    written = streams = estimate = 0
+
+    def more() -> bool:
+        return written < pages if pages is not None else written < MIN_PAGES or estimate < budget_bytes
+
     with open(dump, "wb") as handle, bz2.open(index, "wt", encoding="utf-8") as index_file:
         handle.write(bz2.compress(_header(sources[0], lang.wiki).encode("utf-8")))
-        while written < pages if pages is not None else streams == 0 or handle.tell() < budget_bytes:
+        while more():
             offset, chunk = handle.tell(), []
-            for _ in range(PAGES_PER_STREAM if pages is None else min(PAGES_PER_STREAM, pages - written)):
+            while more() and len(chunk) < PAGES_PER_STREAM:
                 copy, position = divmod(written, len(originals))
                 page, title = copy_page(originals[position], written + 1, copy, rng, cjk)
                 chunk.append(page)
+                estimate += len(page.encode()) * ratio
                 index_file.write(f"{offset}:{written + 1}:{title}\n")
                 written += 1
             handle.write(bz2.compress("".join(chunk).encode("utf-8")))

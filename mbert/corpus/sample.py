@@ -39,6 +39,7 @@ from .shards import MIXTURE_SCHEMA, RotatingWriter, ShardWriter, iter_rows
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
 _TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
+BUCKET_BUFFER_BYTES = 128 << 20  # text held for all bucket files together while rows are dealt out
 TARGET_TOLERANCE = 0.10  # further off than this, whole documents give way to sentence blocks, then a warning
 
 
@@ -234,7 +235,10 @@ def _emit(clean_dir: Path, entries: dict, copies_by_lang: dict, blocks_by_lang: 
     """Rows -> random buckets (pass 1), each bucket shuffled into output parts (pass 2)."""
     bucket_dir = out / ".buckets"
     rng = random.Random(settings.seed)
-    writers = [ShardWriter(bucket_dir / f"bucket-{b:05d}.parquet", MIXTURE_SCHEMA) for b in range(buckets)]
+    # every bucket buffers a row group: their sum, not each, is bounded, or memory grows with the corpus
+    group_bytes = max(1 << 20, BUCKET_BUFFER_BYTES // buckets)
+    writers = [ShardWriter(bucket_dir / f"bucket-{b:05d}.parquet", MIXTURE_SCHEMA, group_bytes=group_bytes)
+               for b in range(buckets)]
     with bar(total=sum(int(c.sum()) for c in copies_by_lang.values()), desc="corpus sample", unit="doc") as progress:
         for lang, entry in entries.items():
             copies = copies_by_lang[lang]
