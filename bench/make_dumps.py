@@ -14,7 +14,7 @@ vocabulary of words and the size of every page stay as they were; redirects and 
 copied too, as in a real dump.
 
 Sizes follow a Zipf law over the languages (rank r gets a share ∝ 1/r^zipf of `--size-mb` compressed
-MB; the largest Wikipedias first; at least 10 pages each), pages counted at the sources' compression
+MB; the largest Wikipedias first; at least 3 pages each), pages counted at the sources' compression
 ratio:
 
     python bench/make_dumps.py --out /work/scale-runs/dumps-x1 --size-mb 16            # 104 languages
@@ -48,7 +48,7 @@ from mbert.corpus.languages import registry  # noqa: E402
 
 KIT = Path(os.environ.get("MBERT_TEST_DATA", REPO.parent / "shared" / "data")) / "wikipedia"
 PAGES_PER_STREAM = 100
-MIN_PAGES = 10  # the smallest language still gets a few articles
+MIN_PAGES = 3  # the smallest language still gets a few pages
 
 # kit dumps whose pages stand in for a script's languages
 _EN = ["enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2", "enwiki-table-markup.xml.bz2"]
