@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mbert.cli import main
-from mbert.corpus.extract import extract_corpus
+from mbert.corpus.extract import add_fake_languages, extract_corpus
 from mbert.corpus.sample import choose_copies, count_tokens, is_complete, sample_mixture, smoothed_weights
 from mbert.corpus.settings import CorpusSettings, DeclaredLanguage, SampleSettings
 from mbert.errors import UserError
@@ -209,6 +210,19 @@ def test_language_without_document_boundaries_is_sampled_in_sentence_blocks(boun
         number = int(block["id"].rsplit("#", 1)[1])
         assert block["text"].split("\n") == source[7 * number:7 * number + 7]
     assert "warning" not in capsys.readouterr().err
+
+
+def test_fake_language_mirrors_its_bases_sentence_blocks(boundless, tmp_path):
+    clean = tmp_path / "clean"
+    shutil.copytree(boundless, clean)
+    add_fake_languages(clean, ["is-fake"], "same")
+    settings = SampleSettings(smoothing=0.5, pseudo_document_sentences=7)
+    manifest = sample_mixture(clean, tmp_path / "mix", settings)
+    fake = manifest["languages"]["is-fake"]
+    assert fake["parallel_to"] == "is" and fake["sampled_as"] == "blocks of 7 sentences"
+    rows = _rows(tmp_path / "mix")
+    ids = {lang: sorted(r["id"] for r in rows if r["lang"] == lang) for lang in ("is", "is-fake")}
+    assert ids["is"] == ids["is-fake"] and len(ids["is"]) > 1
 
 
 def test_language_off_target_is_warned_about(boundless, tmp_path, capsys):

@@ -22,7 +22,7 @@ import torch
 
 from ..artifact import differences, fingerprint, is_complete as artifact_complete, output_settings, \
     read_manifest, write_manifest, writing
-from ..atomic import atomic_file, atomic_write_text, staging_dir
+from ..atomic import atomic_file, atomic_write_json, atomic_write_text, staging_dir
 from ..config import to_plain, write_resolved
 from ..corpus.layout import CorpusFolder, find_corpus
 from ..devices import resolve_device
@@ -195,20 +195,24 @@ class Trainer:
         s = self.s
         specials = 3 if s.nsp else 2
         key = fingerprint(self.inputs, s.max_seq_length, s.short_seq_prob, s.nsp, s.seed, s.heldout_docs)[:12]
-        # .npy files, memory-mapped: the instance index (56 bytes per instance) stays on disk
-        cache = {part: self.out / "data" / f"instances-{key}-{part}.npy" for part in ("train", "heldout")}
-        if self.dist.main and not cache["train"].is_file():
+        # raw int64 rows written as they are made and read memory-mapped, like the token store: the
+        # instance index (56 bytes an instance) stays on disk instead of growing the process
+        data = self.out / "data"
+        files = {part: data / f"instances-{key}-{part}.bin" for part in ("train", "heldout")}
+        counts_file = data / f"instances-{key}.json"
+        if self.dist.main and not counts_file.is_file():
             rng = np.random.default_rng([s.seed, 3])
             train_docs, held_docs = I.split_heldout(self.store, s.heldout_docs, rng)
-            train = I.build_instances(self.store, train_docs, s.max_seq_length, s.short_seq_prob,
-                                      s.nsp, rng)
-            held = I.build_instances(self.store, held_docs, s.max_seq_length, 0.0, False, rng)
-            for part, array in (("heldout", held), ("train", train)):  # train last: it marks the cache complete
-                with atomic_file(cache[part], "wb") as handle:
-                    np.save(handle, array)
-            del train, held
+            counts = {}
+            for part, docs, short_seq_prob, nsp in (("train", train_docs, s.short_seq_prob, s.nsp),
+                                                   ("heldout", held_docs, 0.0, False)):
+                with atomic_file(files[part], "wb") as handle:
+                    counts[part] = I.write_instances(handle, self.store, docs, s.max_seq_length,
+                                                     short_seq_prob, nsp, rng)
+            atomic_write_json(counts_file, counts)  # last: marks the cache complete
         self.dist.barrier()
-        train, held = (np.load(cache[part], mmap_mode="r") for part in ("train", "heldout"))
+        counts = json.loads(counts_file.read_text())
+        train, held = (I.open_instances(files[part], counts[part]) for part in ("train", "heldout"))
         if len(train) == 0:
             raise UserError(f"the corpus in {self.corpus_dir} yields no training instance; it needs "
                             f"more documents than pretrain.heldout_docs per language")
