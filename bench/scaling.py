@@ -136,7 +136,8 @@ def run_factor(out: Path, size_mb: float, factor: int, workers: int) -> dict:
     stage("sample", mbert + ["corpus", "sample", "--clean", str(run / "clean"), "--out", str(run / "mixture"),
                              "--wandb", "off"], run / "mixture", text_bytes)
     mixture = json.loads((run / "mixture" / "manifest.json").read_text())
-    mixture_bytes = folder_bytes(run / "mixture")
+    mixture_bytes = int(sum(clean["languages"][lang]["bytes"] * row["effective_ratio"]  # text, not Parquet
+                            for lang, row in mixture["languages"].items()))
     stage("vocab", mbert + ["vocab", "train", "--corpus", str(run / "mixture"), "--out", str(run / "vocab"),
                             "--size", str(VOCAB_SIZE), "--wandb", "off"], run / "vocab", mixture_bytes)
     for part, output in (("store", run / "store"), ("instances", run / "pretrain" / "data")):
@@ -148,7 +149,8 @@ def run_factor(out: Path, size_mb: float, factor: int, workers: int) -> dict:
     return {"factor": factor, "workers": workers, "size_mb": size_mb * factor, "languages": len(made),
             "dump_mb": round(compressed / 1e6, 2), "pages": sum(m["pages"] for m in made),
             "clean_text_mb": round(text_bytes / 1e6, 2),
-            "documents": clean["totals"].get("documents"), "mixture_parquet_mb": round(mixture_bytes / 1e6, 2),
+            "documents": clean["totals"].get("documents"), "mixture_text_mb": round(mixture_bytes / 1e6, 2),
+            "mixture_parquet_mb": round(folder_bytes(run / "mixture") / 1e6, 2),
             "mixture_documents": mixture["totals"]["documents"], "tokens": store["n_tokens"],
             "stages": stages}
 
