@@ -59,6 +59,11 @@ def info(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+def warn(message: str) -> None:
+    """A result the user should check (printed even when quiet, on stderr)."""
+    print(f"mbert: warning: {message}", file=sys.stderr, flush=True)
+
+
 def summary(message: str) -> None:
     """The closing paragraph of a command: always printed, on stdout."""
     print(message, flush=True)

@@ -197,6 +197,20 @@ def test_nsp_gives_half_random_next_segments(large_store):
     assert abs(pooled.mean() - 0.5) < 0.02, pooled.mean()  # ~5 standard deviations
 
 
+def test_instances_written_while_made_equal_the_built_ones(large_store, tmp_path, monkeypatch):
+    """The instance index is streamed to disk block by block (memory stays one block) and read back
+    memory-mapped; it must be exactly what building it in memory gives, across block boundaries."""
+    monkeypatch.setattr(I._Rows, "BLOCK", 500)
+    docs = np.arange(large_store.n_documents)
+    built = I.build_instances(large_store, docs, 64, 0.1, True, np.random.default_rng(4))
+    with open(tmp_path / "rows.bin", "wb") as handle:
+        count = I.write_instances(handle, large_store, docs, 64, 0.1, True, np.random.default_rng(4))
+    assert count == len(built) > 1500  # several blocks
+    assert (tmp_path / "rows.bin").stat().st_size == count * I.COLUMNS * 8
+    assert np.array_equal(I.open_instances(tmp_path / "rows.bin", count), built)
+    assert I.open_instances(tmp_path / "none.bin", 0).shape == (0, I.COLUMNS)
+
+
 def test_short_seq_prob_is_the_share_of_short_instances(large_store):
     """Sentences are cut into pieces of at most 4 tokens (of the real token stream), so an instance
     ends within a few tokens of its target: one that stops short of the maximum length while its

@@ -7,6 +7,10 @@ or up-sampled by repeating every document ⌊r⌋ times plus a seeded choice of 
 fraction, with r capped at `max_repeats` (the manifest says where the cap cut a language short).
 A fake language (`en-fake`) takes the documents its base language keeps, so the two halves of a
 lab mixture are parallel text (`fake_parallel = false` samples it on its own).
+When whole documents land more than 10 % off the target (text without document boundaries is one
+document), the language is sampled in pseudo-documents, blocks of `pseudo_document_sentences`
+consecutive sentences, instead (a fake language mirrors its base's blocks); a language still more
+than 10 % off is warned about.
 
 Memory stays bounded: the text is streamed twice per language (sizes, then emission), rows go to
 one of B bucket files at random, and each bucket (about one output shard) is shuffled in memory.
@@ -28,13 +32,15 @@ from ..atomic import staging_dir
 from ..config import to_plain, write_resolved
 from ..errors import UserError
 from ..fake import parse_fake_code
-from ..progress import bar, summary
+from ..progress import bar, summary, warn
 from .extract import is_complete as clean_is_complete
 from .settings import SampleSettings
 from .shards import MIXTURE_SCHEMA, RotatingWriter, ShardWriter, iter_rows
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
 _TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
+BUCKET_BUFFER_BYTES = 128 << 20  # text held for all bucket files together while rows are dealt out
+TARGET_TOLERANCE = 0.10  # further off than this, whole documents give way to sentence blocks, then a warning
 
 
 def is_complete(out_dir: Path) -> bool:
@@ -84,9 +90,32 @@ def choose_copies(doc_sizes: np.ndarray, target: float, max_repeats: float,
     return copies, capped
 
 
-def _language_rows(clean_dir: Path, entry: dict):
+def _language_rows(clean_dir: Path, entry: dict, block_sentences: int | None = None):
+    """The language's documents, or with `block_sentences` its pseudo-documents: blocks of that many
+    consecutive sentences of a document (id `<document id>#<block number>`)."""
     for part in entry["parts"]:
-        yield from iter_rows(clean_dir / part, ["id", "title", "text"])
+        for row in iter_rows(clean_dir / part, ["id", "title", "text"]):
+            if block_sentences is None:
+                yield row
+                continue
+            sentences = row["text"].split("\n")
+            for block, start in enumerate(range(0, len(sentences), block_sentences)):
+                yield {"id": f"{row['id']}#{block}", "title": row["title"],
+                       "text": "\n".join(sentences[start:start + block_sentences])}
+
+
+def _size(text: str, unit: str) -> int:
+    return count_tokens(text) if unit == "tokens" else len(text) - text.count("\n")
+
+
+def _block_sizes(clean_dir: Path, entry: dict, unit: str, block_sentences: int) -> np.ndarray:
+    return np.asarray([_size(row["text"], unit) for row in _language_rows(clean_dir, entry, block_sentences)],
+                      dtype=np.int64)
+
+
+def _off_target(achieved: float, target: float) -> float:
+    """Relative distance from the target: 0.4 = 40 % above, -0.3 = 30 % below."""
+    return achieved / target - 1.0 if target > 0 else 0.0
 
 
 def _doc_sizes(clean_dir: Path, entry: dict, unit: str) -> tuple[np.ndarray, str]:
@@ -94,8 +123,7 @@ def _doc_sizes(clean_dir: Path, entry: dict, unit: str) -> tuple[np.ndarray, str
     documents as its base's without holding the ids)."""
     sizes, ids = [], hashlib.sha256()
     for row in _language_rows(clean_dir, entry):
-        text = row["text"]
-        sizes.append(count_tokens(text) if unit == "tokens" else len(text) - text.count("\n"))
+        sizes.append(_size(row["text"], unit))
         ids.update(row["id"].encode("utf-8") + b"\0")
     return np.asarray(sizes, dtype=np.int64), ids.hexdigest()
 
@@ -146,22 +174,34 @@ def _sample(clean_dir: Path, out_dir: Path, settings: SampleSettings, tracker) -
     p, q = smoothed_weights(sizes, settings.smoothing)
     total = sum(sizes.values())
     target_total = float(settings.target_size or total)
-    rows, copies_by_lang = {}, {}
+    rows, copies_by_lang, blocks_by_lang = {}, {}, {}
     for lang in sorted(entries, key=lambda code: parse_fake_code(code) is not None):  # bases first
         rng = np.random.default_rng(_language_seed(settings.seed, lang))
         target = q[lang] * target_total
         base = mirrored_base(lang, copies_by_lang, doc_ids, settings)
-        if base is not None:  # the fake copy of exactly the documents its base keeps: parallel text
+        unit_sizes, block_sentences = doc_sizes[lang], None
+        if base is not None:  # the fake copy of exactly the documents (or blocks) its base keeps
             copies, capped = copies_by_lang[base].copy(), bool(rows[base]["capped"])
+            block_sentences = blocks_by_lang[base]
+            if block_sentences is not None:
+                unit_sizes = _block_sizes(clean_dir, entries[lang], settings.unit, block_sentences)
         else:
-            copies, capped = choose_copies(doc_sizes[lang], target, settings.max_repeats, rng)
-        achieved = float((copies * doc_sizes[lang]).sum())
-        copies_by_lang[lang] = copies
+            copies, capped = choose_copies(unit_sizes, target, settings.max_repeats, rng)
+            if not capped and abs(_off_target(float((copies * unit_sizes).sum()), target)) > TARGET_TOLERANCE:
+                # too few (or too large) documents to land near the target: sample sentence blocks instead
+                block_sentences = settings.pseudo_document_sentences
+                unit_sizes = _block_sizes(clean_dir, entries[lang], settings.unit, block_sentences)
+                copies, capped = choose_copies(unit_sizes, target, settings.max_repeats, rng)
+        achieved = float((copies * unit_sizes).sum())
+        copies_by_lang[lang], blocks_by_lang[lang] = copies, block_sentences
         rows[lang] = {"p": p[lang], "q": q[lang], "size": sizes[lang], "target": round(target, 3),
                       "achieved": achieved, "ratio": target / sizes[lang] if sizes[lang] else 0.0,
                       "effective_ratio": achieved / sizes[lang] if sizes[lang] else 0.0,
+                      "off_target": round(_off_target(achieved, target), 4),
                       "repeats": int(copies.max()) if len(copies) else 0, "capped": capped,
-                      "documents_in": int(len(copies)), "documents_out": int(copies.sum()),
+                      "sampled_as": "documents" if block_sentences is None
+                      else f"blocks of {block_sentences} sentences",
+                      "documents_in": int(len(doc_sizes[lang])), "documents_out": int(copies.sum()),
                       "parallel_to": base}
 
     shard_bytes = int(settings.shard_mb * (1 << 20))
@@ -169,7 +209,8 @@ def _sample(clean_dir: Path, out_dir: Path, settings: SampleSettings, tracker) -
     buckets = max(1, math.ceil(out_bytes / shard_bytes))
     try:
         with staging_dir(out_dir) as tmp:
-            parts = _emit(clean_dir, entries, copies_by_lang, tmp, buckets, settings, shard_bytes)
+            parts = _emit(clean_dir, entries, copies_by_lang, blocks_by_lang, tmp, buckets, settings,
+                          shard_bytes)
             plot = _plot(p, q, tmp / "smoothing.png", settings.smoothing)
             write_resolved(tmp, {"sample": settings})
             manifest = {
@@ -189,16 +230,19 @@ def _sample(clean_dir: Path, out_dir: Path, settings: SampleSettings, tracker) -
     return manifest
 
 
-def _emit(clean_dir: Path, entries: dict, copies_by_lang: dict, out: Path, buckets: int,
-          settings: SampleSettings, shard_bytes: int) -> list[Path]:
+def _emit(clean_dir: Path, entries: dict, copies_by_lang: dict, blocks_by_lang: dict, out: Path,
+          buckets: int, settings: SampleSettings, shard_bytes: int) -> list[Path]:
     """Rows -> random buckets (pass 1), each bucket shuffled into output parts (pass 2)."""
     bucket_dir = out / ".buckets"
     rng = random.Random(settings.seed)
-    writers = [ShardWriter(bucket_dir / f"bucket-{b:05d}.parquet", MIXTURE_SCHEMA) for b in range(buckets)]
+    # every bucket buffers a row group: their sum, not each, is bounded, or memory grows with the corpus
+    group_bytes = max(1 << 20, BUCKET_BUFFER_BYTES // buckets)
+    writers = [ShardWriter(bucket_dir / f"bucket-{b:05d}.parquet", MIXTURE_SCHEMA, group_bytes=group_bytes)
+               for b in range(buckets)]
     with bar(total=sum(int(c.sum()) for c in copies_by_lang.values()), desc="corpus sample", unit="doc") as progress:
         for lang, entry in entries.items():
             copies = copies_by_lang[lang]
-            for index, row in enumerate(_language_rows(clean_dir, entry)):
+            for index, row in enumerate(_language_rows(clean_dir, entry, blocks_by_lang[lang])):
                 for _ in range(int(copies[index])):
                     writers[rng.randrange(buckets)].write(lang=lang, **row)
                     progress.update(1)
@@ -248,6 +292,13 @@ def _report(manifest: dict, out_dir: Path, tracker) -> None:
         tracker.summary({"sample/documents": manifest["totals"]["documents"],
                          "sample/achieved": manifest["totals"]["achieved"]})
     capped = [l for l, r in langs.items() if r["capped"]]
+    for lang, row in langs.items():
+        if abs(row["off_target"]) > TARGET_TOLERANCE:
+            why = (f"repeats are capped at {manifest['max_repeats']:g} (raise --max-repeats)" if row["capped"] else
+                   "its sentences come in blocks too large for the target (lower --pseudo-document-sentences)")
+            side = "above" if row["off_target"] > 0 else "below"
+            warn(f"corpus sample: {lang} ends {abs(row['off_target']):.0%} {side} its target ({row['achieved']:,.0f} "
+                 f"instead of {row['target']:,.0f} {manifest['unit']}): {why}")
     top = max(langs, key=lambda l: langs[l]["p"])
     summary(f"corpus sample: {manifest['totals']['documents']:,} documents from {len(langs)} language(s) in "
             f"{out_dir} (S={manifest['smoothing']:g}, {manifest['unit']}: target {manifest['target_size']:,.0f}, "

@@ -79,6 +79,10 @@ class SampleSettings:
     target_size: int | None = setting(None, min=1, help="mixture size in `unit`; unset = the clean corpus size")
     max_repeats: float = setting(100.0, min=1.0, help="cap on how often a small language is repeated")
     seed: int = setting(0, help="sampling and shuffling seed")
+    pseudo_document_sentences: int = setting(
+        32, min=1, max=1_000_000,
+        help="sentences per pseudo-document: a language that whole documents cannot bring within 10 % of its "
+             "target (text without document boundaries) is sampled in blocks of this many consecutive sentences")
     languages: list[str] = setting([], help="sample only these languages of the clean corpus; empty = all")
     fake_parallel: bool = setting(True, help="a fake language takes the same documents as its base language "
                                              "(a parallel corpus, Dufter & Schütze's standard setup); false "

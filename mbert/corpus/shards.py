@@ -28,24 +28,30 @@ def string_array(values: list[str]) -> pa.Array:
 
 
 class ShardWriter:
-    """Rows buffered in memory up to `group_rows`, written as row groups of one Parquet file."""
+    """Rows buffered in memory up to `group_rows` rows or `group_bytes` bytes of text, written as
+    row groups of one Parquet file."""
 
-    def __init__(self, path: Path, schema: pa.Schema = CLEAN_SCHEMA, group_rows: int = 1000) -> None:
+    def __init__(self, path: Path, schema: pa.Schema = CLEAN_SCHEMA, group_rows: int = 1000,
+                 group_bytes: int = 64 << 20) -> None:
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.name}.tmp")
         self.schema = schema
         self.group_rows = group_rows
+        self.group_bytes = group_bytes
         self.columns: dict[str, list] = {name: [] for name in schema.names}
         self.rows = 0
         self.text_bytes = 0
+        self.buffered_bytes = 0
         self._writer: pq.ParquetWriter | None = None
 
     def write(self, **row: str) -> None:
         for name in self.schema.names:
             self.columns[name].append(row[name])
         self.rows += 1
-        self.text_bytes += len(row["text"].encode("utf-8"))
-        if len(self.columns[self.schema.names[0]]) >= self.group_rows:
+        size = len(row["text"].encode("utf-8"))
+        self.text_bytes += size
+        self.buffered_bytes += size
+        if len(self.columns[self.schema.names[0]]) >= self.group_rows or self.buffered_bytes >= self.group_bytes:
             self._flush()
 
     def _flush(self) -> None:
@@ -57,6 +63,7 @@ class ShardWriter:
         if table.num_rows:
             self._writer.write_table(table)
         self.columns = {name: [] for name in self.schema.names}
+        self.buffered_bytes = 0
 
     def close(self) -> Path:
         self._flush()

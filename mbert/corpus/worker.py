@@ -77,20 +77,22 @@ class _HashSpill:
     """(hash, position) pairs spilled to disk in 2^bits buckets by the hash's top bits, so that
     finding repeats needs memory for one bucket at a time, not for the whole language."""
 
-    FLUSH = 1 << 17
+    BUFFER = 1 << 20  # values held in memory over all buckets (~40 MB of Python ints)
 
     def __init__(self, folder: Path, name: str, bits: int) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.bits = bits
         self.files = [folder / f"{name}-{b:05d}.u64" for b in range(1 << bits)]
         self.buffers: list[list[int]] = [[] for _ in self.files]
+        # a share of one budget per bucket: more buckets (a larger language) must not mean more memory
+        self.flush_at = max(256, self.BUFFER // len(self.files))
 
     def add(self, value: int, position: int) -> None:
         bucket = value >> (64 - self.bits) if self.bits else 0
         buffer = self.buffers[bucket]
         buffer.append(value)
         buffer.append(position)
-        if len(buffer) >= self.FLUSH:
+        if len(buffer) >= self.flush_at:
             self._flush(bucket)
 
     def _flush(self, bucket: int) -> None:

@@ -18,6 +18,9 @@ Instance array columns: a_start, a_len, b_start, b_len, is_random_next, lang_a, 
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import BinaryIO
+
 import numpy as np
 
 from .token_store import TokenStore
@@ -46,13 +49,66 @@ def _draw_target(max_tokens: int, short_seq_prob: float, rng: np.random.Generato
     return max_tokens
 
 
+class _Rows:
+    """Instance rows gathered in fixed-size int64 blocks (no Python object per instance); with a
+    `sink`, full blocks are written out as they fill, so memory holds one block whatever the corpus."""
+
+    BLOCK = 1 << 16
+
+    def __init__(self, sink: BinaryIO | None = None) -> None:
+        self.sink = sink
+        self.kept: list[np.ndarray] = []
+        self.written = 0
+        self.block = np.empty((self.BLOCK, COLUMNS), np.int64)
+        self.used = 0
+
+    def append(self, row: tuple[int, ...]) -> None:
+        if self.used == self.BLOCK:
+            self.retire()
+        self.block[self.used] = row
+        self.used += 1
+
+    def retire(self) -> None:
+        """The current block is done: written to the sink, or kept."""
+        done = self.block[:self.used]
+        if self.sink is not None:
+            self.sink.write(done.tobytes())
+        else:
+            self.kept.append(done)
+        self.written += self.used
+        self.block, self.used = np.empty((self.BLOCK, COLUMNS), np.int64), 0
+
+
+def open_instances(path: Path, count: int) -> np.ndarray:
+    """The `count` instances `write_instances` wrote to `path`, memory-mapped read-only."""
+    if count == 0:
+        return np.zeros((0, COLUMNS), np.int64)
+    return np.memmap(path, dtype=np.int64, mode="r", shape=(count, COLUMNS))
+
+
+def write_instances(sink: BinaryIO, store: TokenStore, documents: np.ndarray, max_seq_length: int,
+                    short_seq_prob: float, nsp: bool, rng: np.random.Generator) -> int:
+    """`build_instances` written to `sink` as raw int64 rows while they are made; returns their number."""
+    rows = _Rows(sink)
+    _fill(rows, store, documents, max_seq_length, short_seq_prob, nsp, rng)
+    rows.retire()
+    return rows.written
+
+
 def build_instances(store: TokenStore, documents: np.ndarray, max_seq_length: int,
                     short_seq_prob: float, nsp: bool, rng: np.random.Generator) -> np.ndarray:
     """Instances of the given document indices (into `store`)."""
+    rows = _Rows()
+    _fill(rows, store, documents, max_seq_length, short_seq_prob, nsp, rng)
+    rows.retire()
+    return np.concatenate(rows.kept)
+
+
+def _fill(rows: _Rows, store: TokenStore, documents: np.ndarray, max_seq_length: int,
+          short_seq_prob: float, nsp: bool, rng: np.random.Generator) -> None:
     offsets = np.asarray(store.sentence_offsets)
     doc_offsets = np.asarray(store.doc_offsets)
     max_tokens = max_seq_length - (3 if nsp else 2)
-    rows: list[tuple[int, ...]] = []
     for doc in documents:
         doc = int(doc)
         lang = int(store.doc_lang[doc])
@@ -108,9 +164,6 @@ def build_instances(store: TokenStore, documents: np.ndarray, max_seq_length: in
                 chunk_start, length = sent + 1, 0
                 target = _draw_target(max_tokens, short_seq_prob, rng)
             sent += 1
-    if not rows:
-        return np.zeros((0, COLUMNS), np.int64)
-    return np.asarray(rows, dtype=np.int64)
 
 
 def build_pair_instances(src_ranges: np.ndarray, tgt_ranges: np.ndarray, src_lang: int,

@@ -22,7 +22,7 @@ import torch
 
 from ..artifact import differences, fingerprint, is_complete as artifact_complete, output_settings, \
     read_manifest, write_manifest, writing
-from ..atomic import atomic_file, atomic_write_text, staging_dir
+from ..atomic import atomic_file, atomic_write_json, atomic_write_text, staging_dir
 from ..config import to_plain, write_resolved
 from ..corpus.layout import CorpusFolder, find_corpus
 from ..devices import resolve_device
@@ -167,6 +167,11 @@ class Trainer:
     # ------------------------------------------------------------------ preparation
 
     def prepare_data(self) -> None:
+        self.prepare_store()
+        self.prepare_instances()
+
+    def prepare_store(self) -> None:
+        """The token store of the corpus: found complete, or built (by rank 0)."""
         s = self.s
         inputs = self.inputs
         store_dir = Path(s.token_store) if s.token_store else self.out / "data" / "store"
@@ -184,20 +189,30 @@ class Trainer:
         self.dist.broadcast_error(error)
         self.store = TokenStore.open(store_dir)
         self.languages = list(self.store.languages)
+
+    def prepare_instances(self) -> None:
+        """The training and held-out instances over the store: found in the run's cache, or built."""
+        s = self.s
         specials = 3 if s.nsp else 2
-        key = fingerprint(inputs, s.max_seq_length, s.short_seq_prob, s.nsp, s.seed, s.heldout_docs)[:12]
-        cache = self.out / "data" / f"instances-{key}.npz"
-        if self.dist.main and not cache.is_file():
+        key = fingerprint(self.inputs, s.max_seq_length, s.short_seq_prob, s.nsp, s.seed, s.heldout_docs)[:12]
+        # raw int64 rows written as they are made and read memory-mapped, like the token store: the
+        # instance index (56 bytes an instance) stays on disk instead of growing the process
+        data = self.out / "data"
+        files = {part: data / f"instances-{key}-{part}.bin" for part in ("train", "heldout")}
+        counts_file = data / f"instances-{key}.json"
+        if self.dist.main and not counts_file.is_file():
             rng = np.random.default_rng([s.seed, 3])
             train_docs, held_docs = I.split_heldout(self.store, s.heldout_docs, rng)
-            train = I.build_instances(self.store, train_docs, s.max_seq_length, s.short_seq_prob,
-                                      s.nsp, rng)
-            held = I.build_instances(self.store, held_docs, s.max_seq_length, 0.0, False, rng)
-            with atomic_file(cache, "wb") as handle:
-                np.savez(handle, train=train, heldout=held)
+            counts = {}
+            for part, docs, short_seq_prob, nsp in (("train", train_docs, s.short_seq_prob, s.nsp),
+                                                   ("heldout", held_docs, 0.0, False)):
+                with atomic_file(files[part], "wb") as handle:
+                    counts[part] = I.write_instances(handle, self.store, docs, s.max_seq_length,
+                                                     short_seq_prob, nsp, rng)
+            atomic_write_json(counts_file, counts)  # last: marks the cache complete
         self.dist.barrier()
-        with np.load(cache) as arrays:
-            train, held = arrays["train"], arrays["heldout"]
+        counts = json.loads(counts_file.read_text())
+        train, held = (I.open_instances(files[part], counts[part]) for part in ("train", "heldout"))
         if len(train) == 0:
             raise UserError(f"the corpus in {self.corpus_dir} yields no training instance; it needs "
                             f"more documents than pretrain.heldout_docs per language")
