@@ -21,7 +21,7 @@ from .config import to_plain, write_resolved
 from .errors import UserError
 from .progress import info, summary
 from .recipe import Recipe
-from .report.tracking import Tracker
+from .tracking import Tracker
 
 STAGES = ("corpus", "sample", "vocab", "pretrain", "evaluate", "report")
 STATE_FILE = "run_state.json"

@@ -64,7 +64,7 @@ def _tracker(args: argparse.Namespace, stage: str, out: Path, config: dict):
     run = run_settings(args)
     if run.wandb == "off":
         return None
-    from ..report.tracking import Tracker
+    from ..tracking import Tracker
     return Tracker(mode=run.wandb, project=run.wandb_project, stage=stage, run_dir=out, config=config)
 
 

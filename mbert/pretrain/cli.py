@@ -64,7 +64,7 @@ def _parse_tlm(values: list[str] | None) -> list[dict] | None:
 
 def _pretrain(args: argparse.Namespace) -> int:
     from ..recipe import run_settings, stage_settings
-    from ..report.tracking import Tracker
+    from ..tracking import Tracker
     from ..config import to_plain
     from .settings import PretrainSettings
     from ..errors import UserError

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..cli import add_command
 from ..config import to_plain
 from ..recipe import run_settings, stage_settings
-from ..report.tracking import Tracker
+from ..tracking import Tracker
 from .settings import VocabSettings
 
 
