@@ -68,7 +68,8 @@ def _pretrain(args: argparse.Namespace) -> int:
     from ..config import to_plain
     from .settings import PretrainSettings
     from ..errors import UserError
-    from .train import holds_run, pretrain
+    from .run_folder import holds_run
+    from .train import pretrain
 
     flags = {name: getattr(args, name) for name in (
         "model", "steps", "batch_size", "grad_accum", "max_seq_length", "learning_rate", "warmup_steps",
