@@ -248,7 +248,7 @@ class Trainer:
     def space_needed(self) -> int:
         """Rough disk use of the run: its checkpoints (weights and two Adam moments each, one more
         than kept while the next is written) and the final model; at least 1 MB."""
-        weights = sum(p.numel() * p.element_size() for p in self.model.parameters()) if self.model else 0
+        weights = sum(p.numel() * p.element_size() for p in self.model.parameters()) if self.model is not None else 0
         return max(1 << 20, weights * (3 * (self.s.keep_checkpoints + 1) + 1))
 
     def _retry_hint(self) -> str:
