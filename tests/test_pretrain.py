@@ -168,6 +168,13 @@ def test_tlm_batch_restarts_positions_and_marks_languages(inputs):
 
 # ----------------------------------------------------------------------------- model
 
+def hf_labels(batch) -> torch.Tensor:
+    """Labels in HF `BertForMaskedLM` form: the original id at masked positions, -100 elsewhere."""
+    labels = torch.full((batch.input_ids.numel(),), -100, dtype=torch.long)
+    labels[batch.masked_positions] = batch.masked_labels
+    return labels.view_as(batch.input_ids)
+
+
 def test_masked_only_head_matches_hf_bert_for_masked_lm(inputs):
     from transformers import BertForMaskedLM
 
@@ -189,7 +196,7 @@ def test_masked_only_head_matches_hf_bert_for_masked_lm(inputs):
     with torch.no_grad():
         out = run_batch(ours, batch)
         hf = reference(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                       token_type_ids=batch.token_type_ids, labels=batch.hf_labels())
+                       token_type_ids=batch.token_type_ids, labels=hf_labels(batch))
     ours_loss = out.mlm_loss_sum / len(batch.masked_labels)
     assert float(ours_loss) == pytest.approx(float(hf.loss), rel=1e-5)
     hf_correct = (hf.logits.argmax(-1).view(-1)[batch.masked_positions] == batch.masked_labels).sum()

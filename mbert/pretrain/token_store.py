@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
-
 import pyarrow.parquet as pq
 
 from ..atomic import atomic_write_json, staging_dir
@@ -93,7 +92,7 @@ def document_key(lang: str, doc_id: str) -> int:
 def _init_worker(vocab_dir: str) -> None:
     global _worker_tokenizer
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    _worker_tokenizer = load_tokenizer(Path(vocab_dir), hint="the parent process loaded it")  # checked there
+    _worker_tokenizer = load_tokenizer(Path(vocab_dir), hint="pass the output of `mbert vocab train` with --vocab")
 
 
 def iter_documents(shard: Shard, batch_rows: int = 256) -> Iterator[list[tuple[str, str, str]]]:
