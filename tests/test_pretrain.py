@@ -661,11 +661,11 @@ def test_full_disk_while_tokenizing_is_one_line(inputs, tmp_path, monkeypatch, c
     import errno
 
     from mbert.cli import main
-    from mbert.pretrain import train as train_module
+    from mbert.pretrain import inputs as inputs_module
 
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(train_module, "build_token_store", full_disk)
+    monkeypatch.setattr(inputs_module, "build_token_store", full_disk)
     corpus, vocab = inputs
     out = tmp_path / "out"
     code = main(["pretrain", "--corpus", str(corpus), "--vocab", str(vocab), "--out", str(out), "--model", "tiny",
