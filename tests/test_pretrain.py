@@ -19,15 +19,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers_pretrain import kit_documents, make_mixture, make_vocab, tiny_settings  # noqa: E402
 
-from mbert.errors import UserError  # noqa: E402
 from mbert.corpus.layout import find_corpus  # noqa: E402
+from mbert.errors import UserError  # noqa: E402
 from mbert.pretrain import instances as I  # noqa: E402
 from mbert.pretrain.batching import Vocabulary, make_batch, mask_sequence  # noqa: E402
 from mbert.pretrain.inputs import continuation_table, load_tokenizer  # noqa: E402
 from mbert.pretrain.model import PretrainingModel, build_config, build_hf_model, run_batch  # noqa: E402
+from mbert.pretrain.run_folder import is_complete  # noqa: E402
 from mbert.pretrain.settings import PRESETS  # noqa: E402
 from mbert.pretrain.token_store import TokenStore, build_token_store  # noqa: E402
-from mbert.pretrain.run_folder import is_complete  # noqa: E402
 from mbert.pretrain.train import NonFiniteLoss, pretrain  # noqa: E402
 
 

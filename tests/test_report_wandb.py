@@ -18,11 +18,11 @@ from mbert.errors import UserError
 from mbert.report.build import build_report
 from mbert.report.sections import HEADLINE
 from mbert.report.settings import ReportSettings
-from mbert.tracking import Tracker
-from mbert.transfer.wandb_metrics import log_eval_metrics
 from mbert.report.wandb_reader import (chart_definitions, find_run_file, history_rows, load_table, logged_tables,
                                        read_records, summary_values, wait_until_finished)
 from mbert.report.wandb_publish import SPEC_FILE, SPEC_FORMAT, publish, to_report
+from mbert.tracking import Tracker
+from mbert.transfer.wandb_metrics import log_eval_metrics
 
 
 @pytest.fixture(scope="module")
