@@ -36,10 +36,10 @@ from .checkpoints import (RANDOM_INIT, Checkpoint, check_checkpoint, load_encode
                           make_random_init, name_models)
 from .finetune import encode, fine_tune, gold_labels, predict, to_labels
 from .predictions import write_xtreme
+from .results import MetricsJson, parse_metrics
 from .scoring import aggregate, score
 from .settings import EvaluateSettings
 from .suite import RETRIEVAL_KINDS, Suite, TaskSpec, load_suite
-from .results import MetricsJson, parse_metrics
 from .summary import TaskSummary, markdown, metric_name, summarize
 from .tasks import TaskData, load_task
 from .wandb_metrics import log_eval_metrics
