@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from helpers_pretrain import make_mixture, make_vocab, tiny_settings
-    from mbert.pretrain.inputs import find_shards, load_tokenizer
+    from mbert.corpus.layout import find_corpus
+    from mbert.pretrain.inputs import load_tokenizer
     from mbert.pretrain.token_store import build_token_store
     from mbert.pretrain.train import pretrain
 
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         corpus = make_mixture(args.data, root / "mixture", langs=tuple(args.langs), max_docs=args.docs,
                               shards=max(2, args.workers))
         vocab = make_vocab(args.data, root / "vocab", langs=tuple(args.langs), vocab_size=args.vocab_size)
-        shards = find_shards(corpus)
+        shards = find_corpus(corpus).shards
         tokenizer = load_tokenizer(vocab)
         megabytes = sum(s.path.stat().st_size for s in shards) / 1e6
         build = {}

@@ -11,6 +11,7 @@ translation or fake copy of the first)? Batches are built exactly as the trainer
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tomllib
 from pathlib import Path
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     from mbert.config import build
     from mbert.pretrain.batching import Vocabulary, make_batch
     from mbert.pretrain.inputs import continuation_table
+    from mbert.pretrain.instances import open_instances
     from mbert.pretrain.settings import PretrainSettings
     from mbert.pretrain.sources import OBJECTIVES, tlm_source
     from mbert.pretrain.token_store import TokenStore
@@ -48,11 +50,11 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{args.run} trains no TLM")
         tokens, instances = source.tokens, source.instances
     else:
-        cache = sorted((args.run / "data").glob("instances-*.npz"))
+        cache = sorted((args.run / "data").glob("instances-*.json"))
         if not cache:
             raise SystemExit(f"no instance cache in {args.run / 'data'}")
-        with np.load(cache[0]) as arrays:
-            instances = arrays["train"]
+        count = json.loads(cache[0].read_text())["train"]
+        instances = open_instances(cache[0].with_name(cache[0].stem + "-train.bin"), count)
         tokens = store.tokens
     rng = np.random.default_rng(0)
     special = set(tokenizer.all_special_ids)

@@ -2,7 +2,7 @@
 50 pretraining steps (tiny model), on dumps from `bench/make_dumps.py` at several size factors.
 
 Every stage runs as its own process (the CLI, or for the token store and the instance index the
-pretraining code's own `Trainer.prepare_store` / `prepare_instances`, which `mbert pretrain` then finds
+pretraining code's own `inputs.prepare_token_store` / `prepare_instances`, which `mbert pretrain` then finds
 done), so its figures are its own: wall time, CPU time (user + sys of it and its workers), peak RSS (of
 its largest process, from `wait4`), disk (its output folder at the end, and the largest it was while
 the stage ran, polled every second), and throughput per second of wall time and per CPU-second.
@@ -90,20 +90,21 @@ def prepare(part: str, run: Path, workers: int) -> None:
     from mbert.cli import build_parser
     from mbert.corpus.layout import find_corpus
     from mbert.pretrain.distributed import Distributed
-    from mbert.pretrain.inputs import load_tokenizer
+    from mbert.pretrain.inputs import input_fingerprint, load_tokenizer, prepare_instances, prepare_token_store
     from mbert.pretrain.settings import PretrainSettings
-    from mbert.pretrain.train import Trainer
     from mbert.recipe import stage_settings
 
     args = build_parser().parse_args(_pretrain_argv(run, workers))
-    settings = stage_settings(args, "pretrain", PretrainSettings, {})
+    settings, _ = stage_settings(args, "pretrain", PretrainSettings)
     dist = Distributed(cuda=False)
     try:
-        trainer = Trainer(find_corpus(run / "mixture"), run / "vocab", load_tokenizer(run / "vocab"),
-                          run / "pretrain", settings, None, dist)
-        trainer.prepare_store()
+        corpus, vocab = find_corpus(run / "mixture"), run / "vocab"
+        tokenizer = load_tokenizer(vocab)
+        inputs = input_fingerprint(corpus, tokenizer)
+        store = prepare_token_store(corpus, vocab, tokenizer, run / "pretrain" / "data" / "store", inputs,
+                                    settings.tokenize_workers, dist)
         if part == "instances":
-            trainer.prepare_instances()
+            prepare_instances(store, run / "pretrain" / "data", inputs, settings, dist)
     finally:
         dist.close()
 

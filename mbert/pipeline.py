@@ -21,7 +21,7 @@ from .config import to_plain, write_resolved
 from .errors import UserError
 from .progress import info, summary
 from .recipe import Recipe
-from .report.tracking import Tracker
+from .tracking import Tracker
 
 STAGES = ("corpus", "sample", "vocab", "pretrain", "evaluate", "report")
 STATE_FILE = "run_state.json"
@@ -114,7 +114,8 @@ def _run_stages(recipe: Recipe, layout: RunLayout, redo_from: str | None, until:
 
     from .corpus.extract import extract_corpus, is_complete as corpus_done
     from .corpus.sample import is_complete as sample_done, sample_mixture
-    from .pretrain.train import holds_run, is_complete as pretrain_done, pretrain, run_differences
+    from .pretrain.run_folder import holds_run, is_complete as pretrain_done, run_differences
+    from .pretrain.train import pretrain
     from .report.build import build_report, is_complete as report_done
     from .transfer.evaluate import evaluate, is_complete as evaluate_done
     from .vocab.report import tokenizer_report

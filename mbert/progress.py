@@ -20,10 +20,6 @@ def set_quiet(quiet: bool) -> None:
         hide_library_bars()
 
 
-def is_quiet() -> bool:
-    return _quiet
-
-
 def bars_shown() -> bool:
     """Progress bars are drawn on a terminal only, and not with --quiet."""
     return not _quiet and sys.stderr.isatty()

@@ -19,14 +19,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers_pretrain import kit_documents, make_mixture, make_vocab, tiny_settings  # noqa: E402
 
+from mbert.corpus.layout import find_corpus  # noqa: E402
 from mbert.errors import UserError  # noqa: E402
 from mbert.pretrain import instances as I  # noqa: E402
 from mbert.pretrain.batching import Vocabulary, make_batch, mask_sequence  # noqa: E402
-from mbert.pretrain.inputs import continuation_table, find_shards, load_tokenizer  # noqa: E402
+from mbert.pretrain.inputs import continuation_table, load_tokenizer  # noqa: E402
 from mbert.pretrain.model import PretrainingModel, build_config, build_hf_model, run_batch  # noqa: E402
+from mbert.pretrain.run_folder import is_complete  # noqa: E402
 from mbert.pretrain.settings import PRESETS  # noqa: E402
 from mbert.pretrain.token_store import TokenStore, build_token_store  # noqa: E402
-from mbert.pretrain.train import NonFiniteLoss, is_complete, pretrain  # noqa: E402
+from mbert.pretrain.train import NonFiniteLoss, pretrain  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,7 @@ def read_log(out: Path) -> list[dict]:
 def test_token_store_keeps_sentences_documents_and_languages(inputs, tmp_path):
     corpus, vocab = inputs
     tokenizer = load_tokenizer(vocab)
-    store = build_token_store(find_shards(corpus), vocab, tokenizer, tmp_path / "store", "fp", workers=1)
+    store = build_token_store(find_corpus(corpus).shards, vocab, tokenizer, tmp_path / "store", "fp", workers=1)
     table = pq.read_table(sorted(corpus.glob("part-*.parquet"))[0]).to_pylist()
     first = table[0]
     sentences = [s for s in first["text"].split("\n") if s.strip()]
@@ -74,14 +76,14 @@ def test_clean_layout_is_accepted(data_dir, inputs, tmp_path):
         docs = kit_documents(data_dir, lang, 5)
         pq.write_table(pa.table({"id": [str(i) for i in range(len(docs))], "title": ["t"] * len(docs),
                                  "text": docs}), tmp_path / "clean" / lang / "part-00000.parquet")
-    shards = find_shards(tmp_path / "clean")
+    shards = find_corpus(tmp_path / "clean").shards
     store = build_token_store(shards, vocab, load_tokenizer(vocab), tmp_path / "store", "fp", workers=1)
     assert sorted(store.languages) == ["de", "en"] and store.n_documents == 10
 
 
 def test_instances_pack_sentences_within_documents(inputs, tmp_path):
     corpus, vocab = inputs
-    store = build_token_store(find_shards(corpus), vocab, load_tokenizer(vocab), tmp_path / "s", "fp", workers=1)
+    store = build_token_store(find_corpus(corpus).shards, vocab, load_tokenizer(vocab), tmp_path / "s", "fp", workers=1)
     rng = np.random.default_rng(0)
     docs = np.arange(store.n_documents)
     plain = I.build_instances(store, docs, 64, 0.0, False, rng)
@@ -166,6 +168,13 @@ def test_tlm_batch_restarts_positions_and_marks_languages(inputs):
 
 # ----------------------------------------------------------------------------- model
 
+def hf_labels(batch) -> torch.Tensor:
+    """Labels in HF `BertForMaskedLM` form: the original id at masked positions, -100 elsewhere."""
+    labels = torch.full((batch.input_ids.numel(),), -100, dtype=torch.long)
+    labels[batch.masked_positions] = batch.masked_labels
+    return labels.view_as(batch.input_ids)
+
+
 def test_masked_only_head_matches_hf_bert_for_masked_lm(inputs):
     from transformers import BertForMaskedLM
 
@@ -187,7 +196,7 @@ def test_masked_only_head_matches_hf_bert_for_masked_lm(inputs):
     with torch.no_grad():
         out = run_batch(ours, batch)
         hf = reference(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                       token_type_ids=batch.token_type_ids, labels=batch.hf_labels())
+                       token_type_ids=batch.token_type_ids, labels=hf_labels(batch))
     ours_loss = out.mlm_loss_sum / len(batch.masked_labels)
     assert float(ours_loss) == pytest.approx(float(hf.loss), rel=1e-5)
     hf_correct = (hf.logits.argmax(-1).view(-1)[batch.masked_positions] == batch.masked_labels).sum()
@@ -454,8 +463,8 @@ def test_compiled_and_bf16_runs_match_the_fp32_eager_run(inputs, tmp_path):
 def test_parallel_tokenization_gives_the_same_store(inputs, tmp_path):
     corpus, vocab = inputs
     tokenizer = load_tokenizer(vocab)
-    one = build_token_store(find_shards(corpus), vocab, tokenizer, tmp_path / "one", "fp", workers=1)
-    two = build_token_store(find_shards(corpus), vocab, tokenizer, tmp_path / "two", "fp", workers=2)
+    one = build_token_store(find_corpus(corpus).shards, vocab, tokenizer, tmp_path / "one", "fp", workers=1)
+    two = build_token_store(find_corpus(corpus).shards, vocab, tokenizer, tmp_path / "two", "fp", workers=2)
     for name in ("tokens", "sentence_offsets", "doc_offsets", "doc_lang", "doc_key"):
         assert np.array_equal(getattr(one, name), getattr(two, name)), name
     assert one.info == two.info
@@ -652,11 +661,11 @@ def test_full_disk_while_tokenizing_is_one_line(inputs, tmp_path, monkeypatch, c
     import errno
 
     from mbert.cli import main
-    from mbert.pretrain import train as train_module
+    from mbert.pretrain import inputs as inputs_module
 
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(train_module, "build_token_store", full_disk)
+    monkeypatch.setattr(inputs_module, "build_token_store", full_disk)
     corpus, vocab = inputs
     out = tmp_path / "out"
     code = main(["pretrain", "--corpus", str(corpus), "--vocab", str(vocab), "--out", str(out), "--model", "tiny",

@@ -24,9 +24,10 @@ from mbert.corpus.layout import find_corpus  # noqa: E402
 from mbert.pretrain import instances as I  # noqa: E402
 from mbert.pretrain.batching import Vocabulary, make_batch, mask_sequence  # noqa: E402
 from mbert.pretrain.distributed import Distributed  # noqa: E402
-from mbert.pretrain.inputs import continuation_table, find_shards, load_tokenizer  # noqa: E402
+from mbert.pretrain.inputs import TrainingData, continuation_table, input_fingerprint, load_tokenizer, \
+    prepare_data  # noqa: E402
 from mbert.pretrain.token_store import build_token_store  # noqa: E402
-from mbert.pretrain.train import Trainer, pretrain  # noqa: E402
+from mbert.pretrain.train import pretrain  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -47,7 +48,7 @@ def large_store(data_dir: Path, vocab_dir: Path, tmp_path_factory):
     """The token store of 300 kit documents in 5 languages: enough instances for tight shares."""
     root = tmp_path_factory.mktemp("large")
     corpus = make_mixture(data_dir, root / "mixture", langs=("en", "de", "fr", "es", "it"), max_docs=60, shards=1)
-    return build_token_store(find_shards(corpus), vocab_dir, load_tokenizer(vocab_dir), root / "store", "fp",
+    return build_token_store(find_corpus(corpus).shards, vocab_dir, load_tokenizer(vocab_dir), root / "store", "fp",
                              workers=1)
 
 
@@ -56,50 +57,50 @@ def vocabulary(vocab_dir: Path) -> tuple[Vocabulary, object]:
     return Vocabulary.from_tokenizer(tokenizer, continuation_table(tokenizer)), tokenizer
 
 
-def prepared_trainer(corpus: Path, vocab: Path, out: Path, **overrides) -> Trainer:
-    """A trainer with its data ready: `step_batches(step)` gives exactly what step `step` trains on."""
+def prepared_data(corpus: Path, vocab: Path, out: Path, **overrides) -> TrainingData:
+    """A run's training data as `pretrain` prepares it: `step_batches(step)` is exactly what step `step` trains on."""
     settings = tiny_settings(**{"steps": 100, **overrides})
-    trainer = Trainer(find_corpus(corpus), vocab, load_tokenizer(vocab), out, settings, None, Distributed(cuda=False))
-    trainer.prepare_data()
-    return trainer
+    folder, tokenizer = find_corpus(corpus), load_tokenizer(vocab)
+    return prepare_data(folder, vocab, tokenizer, out, settings, input_fingerprint(folder, tokenizer),
+                        Distributed(cuda=False))
 
 
-def seen_instances(trainer: Trainer, steps: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+def seen_instances(data: TrainingData, steps: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     """(unmasked token ids, masked positions) of every sequence of steps 1..`steps`, in order."""
     seen = []
     for step in range(1, steps + 1):
-        _, batches = trainer.step_batches(step)
+        _, batches = data.step_batches(step)
         for batch in batches:
             original = batch.input_ids.clone().view(-1)
             original[batch.masked_positions] = batch.masked_labels
             original = original.view_as(batch.input_ids)
             width = batch.input_ids.shape[1]
             for row in range(len(original)):
-                ids = original[row][original[row] != trainer.vocab.pad].tolist()
+                ids = original[row][original[row] != data.vocab.pad].tolist()
                 positions = batch.masked_positions[(batch.masked_positions // width) == row] % width
                 seen.append((tuple(ids), tuple(positions.tolist())))
     return seen
 
 
-def instance_ids(trainer: Trainer) -> list[tuple[int, ...]]:
+def instance_ids(data: TrainingData) -> list[tuple[int, ...]]:
     """Every training instance as the token ids the model should see ([CLS] A [SEP])."""
-    tokens, vocab = trainer.store.tokens, trainer.vocab
+    tokens, vocab = data.store.tokens, data.vocab
     return [tuple([vocab.cls, *tokens[row[I.A_START]:row[I.A_START] + row[I.A_LEN]].tolist(), vocab.sep])
-            for row in trainer.sources["mlm"].instances]
+            for row in data.sources["mlm"].instances]
 
 
 # ----------------------------------------------------------------------------- masking
 
 def test_no_special_token_is_ever_a_target_or_a_replacement(small_corpus, vocab_dir, tmp_path):
-    trainer = prepared_trainer(small_corpus, vocab_dir, tmp_path / "out", batch_size=16, nsp=True)
-    vocab = trainer.vocab
-    tokenizer = trainer.tokenizer
+    data = prepared_data(small_corpus, vocab_dir, tmp_path / "out", batch_size=16, nsp=True)
+    vocab = data.vocab
+    tokenizer = load_tokenizer(vocab_dir)
     structural = torch.tensor([vocab.cls, vocab.sep, vocab.pad, vocab.mask])
     all_special = torch.tensor(tokenizer.all_special_ids)
     assert tokenizer.unk_token_id in all_special.tolist()
     targets = replaced = 0
     for step in range(1, 41):  # several epochs of real instances, each with new masks
-        for batch in trainer.step_batches(step)[1]:
+        for batch in data.step_batches(step)[1]:
             flat = batch.input_ids.view(-1)
             original = flat.clone()
             original[batch.masked_positions] = batch.masked_labels
@@ -141,12 +142,12 @@ def test_tlm_masks_only_words_of_both_sentences_for_any_seed(vocab_dir):
 
 def test_masks_are_redrawn_every_epoch_and_each_instance_is_seen_once_per_epoch(small_corpus, vocab_dir,
                                                                               tmp_path):
-    trainer = prepared_trainer(small_corpus, vocab_dir, tmp_path / "out", batch_size=8)
-    expected = Counter(instance_ids(trainer))
+    data = prepared_data(small_corpus, vocab_dir, tmp_path / "out", batch_size=8)
+    expected = Counter(instance_ids(data))
     n = sum(expected.values())
     assert 8 <= n <= 60  # several steps per epoch, several epochs in a few dozen steps
     steps = -(-3 * n // 8)
-    seen = seen_instances(trainer, steps)
+    seen = seen_instances(data, steps)
     epochs = [seen[k * n:(k + 1) * n] for k in range(3)]
     orders = []
     for epoch in epochs:
@@ -157,8 +158,8 @@ def test_masks_are_redrawn_every_epoch_and_each_instance_is_seen_once_per_epoch(
     masks = [{ids: positions for ids, positions in epoch if ids in unique} for epoch in epochs]
     differ = sum(masks[0][ids] != masks[1][ids] for ids in unique)
     assert differ >= 0.8 * len(unique)  # dynamic masking: a new mask when an instance comes back
-    # and the masks of a step do not depend on the process: a second trainer draws the same
-    again = prepared_trainer(small_corpus, vocab_dir, tmp_path / "again", batch_size=8)
+    # and the masks of a step do not depend on the process: a second preparation draws the same
+    again = prepared_data(small_corpus, vocab_dir, tmp_path / "again", batch_size=8)
     assert seen_instances(again, 3) == seen[:24]
 
 
@@ -170,9 +171,9 @@ def test_tlm_ratio_is_the_share_of_tlm_steps(small_corpus, vocab_dir, data_dir, 
     pair = build(TlmPair, {"src": tatoeba / "tatoeba.deu-eng.deu", "tgt": tatoeba / "tatoeba.deu-eng.eng",
                            "src_lang": "de", "tgt_lang": "en"})
     for ratio in (0.3, 0.8):
-        trainer = prepared_trainer(small_corpus, vocab_dir, tmp_path / str(ratio), steps=600, batch_size=2,
-                                   tlm=[pair], tlm_ratio=ratio)
-        steps = [trainer.step_batches(step) for step in range(1, 601)]
+        data = prepared_data(small_corpus, vocab_dir, tmp_path / str(ratio), steps=600, batch_size=2,
+                             tlm=[pair], tlm_ratio=ratio)
+        steps = [data.step_batches(step) for step in range(1, 601)]
         share = sum(kind == "tlm" for kind, _ in steps) / len(steps)
         assert abs(share - ratio) < 0.06, (ratio, share)  # 3 standard deviations
         for kind, batches in steps[:50]:  # a TLM step trains on sentence pairs, positions restarting
@@ -258,7 +259,7 @@ def read_log(out: Path) -> list[dict]:
 
 def test_resume_inside_the_second_epoch_is_bit_identical(small_corpus, vocab_dir, tmp_path):
     settings = dict(steps=10, batch_size=8, checkpoint_every=3, eval_every=3, keep_checkpoints=2)
-    instances = len(prepared_trainer(small_corpus, vocab_dir, tmp_path / "count", **settings).sources["mlm"].instances)
+    instances = len(prepared_data(small_corpus, vocab_dir, tmp_path / "count", **settings).sources["mlm"].instances)
     # the checkpoint resumed from (step 6) lies inside the second epoch; the run goes on into a third
     assert 6 * 8 // instances == 1 and 6 * 8 % instances and 10 * 8 > 2 * instances
     reference = tmp_path / "reference" / "pretrain"

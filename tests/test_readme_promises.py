@@ -194,7 +194,7 @@ def test_library_bars_stay_off_after_models_are_loaded_quietly(monkeypatch):
 
 def test_wandb_online_without_an_api_key_logs_offline(tmp_path, monkeypatch, capsys):
     from mbert.errors import UserError
-    from mbert.report.tracking import Tracker
+    from mbert.tracking import Tracker
     from mbert.report.wandb_reader import find_run_file, summary_values, wait_until_finished
 
     for name in ("WANDB_API_KEY", "WANDB_MODE"):

@@ -22,7 +22,7 @@ from mbert.report import build as report_build
 from mbert.report.build import build_report, is_complete
 from mbert.report.collect import collect_run
 from mbert.report.plots import curve_groups
-from mbert.report.scores import summarize
+from mbert.transfer.summary import summarize
 from mbert.report.settings import ReportSettings
 
 LANGS = ["en", "de", "fr", "is", "ja"]

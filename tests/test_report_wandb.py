@@ -18,10 +18,11 @@ from mbert.errors import UserError
 from mbert.report.build import build_report
 from mbert.report.sections import HEADLINE
 from mbert.report.settings import ReportSettings
-from mbert.report.tracking import Tracker
 from mbert.report.wandb_reader import (chart_definitions, find_run_file, history_rows, load_table, logged_tables,
                                        read_records, summary_values, wait_until_finished)
 from mbert.report.wandb_publish import SPEC_FILE, SPEC_FORMAT, publish, to_report
+from mbert.tracking import Tracker
+from mbert.transfer.wandb_metrics import log_eval_metrics
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +92,9 @@ def test_build_report_logs_to_the_tracker_it_is_given(tmp_path, data_dir):
 def test_tracker_off_is_a_no_op(tmp_path):
     with Tracker(mode="off", project="mbert", stage="report", run_dir=tmp_path) as tracker:
         assert not tracker.enabled and tracker.run_path is None
-        tracker.eval_metrics({"xnli": {"en": {"mean": 1.0, "std": 0.0, "seeds": [1.0]}}})
+        log_eval_metrics(tracker, {"xnli": {"en": {"mean": 1.0, "std": 0.0, "seeds": [1.0]}}})
         tracker.bar_chart("x", ["en"], [1.0])
-        tracker.heatmap("h", ["xnli"], ["en"], [[1.0]])
+        tracker.image_png("h", b"not drawn when off")
     assert list(tmp_path.iterdir()) == []
 
 

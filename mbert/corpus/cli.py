@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _tracker(run: RunSettings, stage: str, out: Path, config: dict):
     if run.wandb == "off":
         return None
-    from ..report.tracking import Tracker
+    from ..tracking import Tracker
     return Tracker(mode=run.wandb, project=run.wandb_project, stage=stage, run_dir=out, config=config)
 
 

@@ -62,13 +62,6 @@ class Batch:
     def pin_memory(self) -> "Batch":
         return self._map(lambda t: t.pin_memory())
 
-    def hf_labels(self) -> torch.Tensor:
-        """Labels in HF `BertForMaskedLM` form: the original id at masked positions, -100 elsewhere."""
-        labels = torch.full((self.input_ids.numel(),), -100, dtype=torch.long,
-                            device=self.input_ids.device)
-        labels[self.masked_positions] = self.masked_labels
-        return labels.view_as(self.input_ids)
-
 
 def mask_sequence(ids: np.ndarray, candidates: np.ndarray, vocab: Vocabulary, mask_prob: float,
                   whole_word: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -48,10 +48,11 @@ def _parse_tlm(values: list[str] | None) -> list[dict] | None:
 
 def _pretrain(args: argparse.Namespace) -> int:
     from ..recipe import stage_settings
-    from ..report.tracking import Tracker
+    from ..tracking import Tracker
     from ..config import to_plain
     from ..errors import UserError
-    from .train import holds_run, pretrain
+    from .run_folder import holds_run
+    from .train import pretrain
 
     settings, run = stage_settings(args, "pretrain", PretrainSettings, {"tlm": _parse_tlm(args.tlm)})
     out = Path(args.out)

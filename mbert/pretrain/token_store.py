@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from ..atomic import atomic_write_json, staging_dir
+from ..corpus.layout import Shard
 from ..errors import UserError
 from ..progress import bar
+from ..tokenizer_folder import load_tokenizer
 from ..workers import process_pool
-from .inputs import Shard, iter_documents
 
 STORE_VERSION = 1
 # above this share of [UNK] tokens the vocabulary was not built for this corpus
@@ -90,8 +92,27 @@ def document_key(lang: str, doc_id: str) -> int:
 def _init_worker(vocab_dir: str) -> None:
     global _worker_tokenizer
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from .inputs import load_tokenizer
-    _worker_tokenizer = load_tokenizer(Path(vocab_dir))
+    _worker_tokenizer = load_tokenizer(Path(vocab_dir), hint="pass the output of `mbert vocab train` with --vocab")
+
+
+def iter_documents(shard: Shard, batch_rows: int = 256) -> Iterator[list[tuple[str, str, str]]]:
+    """Batches of (lang, id, text) rows of one shard."""
+    try:
+        handle = pq.ParquetFile(shard.path)
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise UserError(f"corpus shard {shard.path} is not a readable Parquet file ({exc}); "
+                        f"rebuild the corpus") from None
+    names = set(handle.schema_arrow.names)
+    needed = {"id", "text"} | ({"lang"} if shard.lang is None else set())
+    if not needed <= names:
+        raise UserError(f"corpus shard {shard.path} lacks column(s) {sorted(needed - names)}; "
+                        f"expected lang,id,title,text (mixture) or id,title,text (clean)")
+    columns = sorted(needed)
+    for batch in handle.iter_batches(batch_size=batch_rows, columns=columns):
+        data = batch.to_pydict()
+        langs = data["lang"] if shard.lang is None else [shard.lang] * batch.num_rows
+        yield [(str(lang), str(doc_id), text or "") for lang, doc_id, text in
+               zip(langs, data["id"], data["text"])]
 
 
 def _tokenize_batch(rows: list[tuple[str, str, str]], tokenizer=None) -> tuple:

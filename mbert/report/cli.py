@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _report(args: argparse.Namespace) -> int:
     from .build import build_report
-    from .tracking import Tracker
+    from ..tracking import Tracker
     from .wandb_report import report_to_wandb
 
     if args.publish:

@@ -5,26 +5,18 @@ or global figure state is involved."""
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Sequence
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..figures import png
+from ..transfer.summary import TaskSummary
 from .collect import TrainLog
-from .scores import TaskSummary
 
 STEP_KEYS = ("step", "global_step", "steps")
 SOURCE_COLOR, TARGET_COLOR = "#d62728", "#1f77b4"
-
-
-def _png(fig: Figure, dpi: int) -> bytes:
-    FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    return buffer.getvalue()
 
 
 def curve_groups(keys: Sequence[str]) -> dict[str, list[str]]:
@@ -86,40 +78,7 @@ def training_curves(logs: Sequence[TrainLog], *, max_points: int = 2000, dpi: in
         elif labels:
             ax.set_title(f"{group} ({len(labels)} series)", fontsize=10)
     fig.tight_layout()
-    return _png(fig, dpi)
-
-
-def heatmap(rows: Sequence[str], columns: Sequence[str], values: Sequence[Sequence[float | None]], *,
-            title: str = "", dpi: int = 110, value_label: str = "score (0-100)") -> bytes:
-    """A rows × columns grid of scores with the values written in the cells; missing cells grey."""
-    grid = np.array([[np.nan if v is None else v for v in row] for row in values], dtype=float)
-    if len(columns) > 30 and len(columns) > len(rows):
-        # many languages: one row per language reads better than a page-wide strip
-        grid, rows, columns = grid.T, columns, rows
-    per_row = 0.5 if len(rows) <= 12 else 0.24
-    fig = Figure(figsize=(max(5.0, 0.55 * len(columns) + 2.5), max(2.2, per_row * len(rows) + 1.4)))
-    ax = fig.add_subplot(1, 1, 1)
-    masked = np.ma.masked_invalid(grid)
-    image = ax.imshow(masked, cmap="viridis", aspect="auto", vmin=np.nanmin(grid) if np.isfinite(grid).any() else 0,
-                      vmax=np.nanmax(grid) if np.isfinite(grid).any() else 1)
-    ax.set_facecolor("#dddddd")
-    ax.set_xticks(range(len(columns)), labels=list(columns), fontsize=8, rotation=90 if len(columns) > 12 else 0)
-    ax.set_yticks(range(len(rows)), labels=list(rows), fontsize=8)
-    if len(rows) > 30:  # a tall grid: repeat the column names on top
-        ax.tick_params(top=True, labeltop=True)
-    if len(columns) <= 40:  # numbers in the cells only while they are legible
-        finite = grid[np.isfinite(grid)]
-        middle = (finite.min() + finite.max()) / 2 if finite.size else 0
-        for r in range(grid.shape[0]):
-            for c in range(grid.shape[1]):
-                if np.isfinite(grid[r, c]):
-                    ax.text(c, r, f"{grid[r, c]:.0f}", ha="center", va="center", fontsize=7,
-                            color="black" if grid[r, c] > middle else "white")
-    fig.colorbar(image, ax=ax, label=value_label, fraction=0.046, pad=0.02)
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return _png(fig, dpi)
+    return png(fig, dpi)
 
 
 def task_bars(summary: TaskSummary, *, dpi: int = 110) -> bytes:
@@ -141,7 +100,7 @@ def task_bars(summary: TaskSummary, *, dpi: int = 110) -> bytes:
     ax.set_title(summary.task, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    return _png(fig, dpi)
+    return png(fig, dpi)
 
 
 def model_comparison(models: dict[str, list[TaskSummary]], *, dpi: int = 110) -> bytes:
@@ -160,7 +119,7 @@ def model_comparison(models: dict[str, list[TaskSummary]], *, dpi: int = 110) ->
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    return _png(fig, dpi)
+    return png(fig, dpi)
 
 
 def models_by_language(task: str, summaries: dict[str, TaskSummary], *, dpi: int = 110) -> bytes:
@@ -182,7 +141,7 @@ def models_by_language(task: str, summaries: dict[str, TaskSummary], *, dpi: int
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    return _png(fig, dpi)
+    return png(fig, dpi)
 
 
 def retrieval_layers(task: str, curves: dict[str, dict[str, dict[int, float]]], *, dpi: int = 110) -> bytes:
@@ -203,7 +162,7 @@ def retrieval_layers(task: str, curves: dict[str, dict[str, dict[int, float]]], 
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _png(fig, dpi)
+    return png(fig, dpi)
 
 
 def smoothing(languages: dict[str, dict], exponent: float | None, *, dpi: int = 110) -> bytes | None:
@@ -222,4 +181,4 @@ def smoothing(languages: dict[str, dict], exponent: float | None, *, dpi: int = 
     ax.set_xticks(x, labels=[lang for lang, _, _ in points], fontsize=8, rotation=90 if len(points) > 15 else 0)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _png(fig, dpi)
+    return png(fig, dpi)

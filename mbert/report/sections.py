@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from ..figures import heatmap
+from ..transfer.summary import TaskSummary, all_languages, score_text, summarize
 from . import plots
 from .collect import EvalSuite, RunResults
 from .document import Block, Code, Document, Figure, Heading, Section, Table, Text, format_value
-from .scores import TaskSummary, all_languages, score_text, summarize
 from .settings import ReportSettings
 
 CORPUS_COLUMNS = ("documents", "sentences", "characters", "bytes")
@@ -222,7 +223,7 @@ def _summary_table(summaries: list[TaskSummary], caption: str) -> Table:
 def _heatmap_figure(name: str, summaries: list[TaskSummary], title: str, dpi: int) -> Figure:
     languages = all_languages(summaries)
     values = [[s.scores[lang].mean if lang in s.scores else None for lang in languages] for s in summaries]
-    return Figure(name, plots.heatmap([s.task for s in summaries], languages, values, title=title, dpi=dpi),
+    return Figure(name, heatmap([s.task for s in summaries], languages, values, title=title, dpi=dpi),
                   "Task × language scores (0-100); grey = not evaluated")
 
 

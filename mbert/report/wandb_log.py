@@ -10,12 +10,13 @@ import re
 from pathlib import Path
 
 from ..errors import UserError
+from ..tracking import Tracker
+from ..transfer.wandb_metrics import log_eval_metrics
 from . import plots
 from .collect import RunResults, collect_run, flatten_numbers
 from .document import Table
 from .sections import CORPUS_COLUMNS, MIXTURE_COLUMNS, matrix_table, neutrality_blocks, neutrality_figures
 from .settings import ReportSettings
-from .tracking import Tracker
 
 
 def _log_table(tracker: Tracker, key: str, data: dict, first: str, preferred: tuple[str, ...] = ()) -> None:
@@ -89,11 +90,11 @@ def log_run_to_wandb(run_dir: Path, tracker: Tracker, *, results: RunResults | N
     for suite in results.evals:
         source = suite.source_language or settings.source_language
         if suite.metrics:
-            tracker.eval_metrics(suite.metrics, source_language=source, prefix=f"eval/{suite.name}")
+            log_eval_metrics(tracker, suite.metrics, source_language=source, prefix=f"eval/{suite.name}")
         if len(suite.models) > 1:
             for name in suite.models:
-                tracker.eval_metrics(suite.models[name], source_language=source,
-                                     prefix=f"eval/{suite.name}/{name}")
+                log_eval_metrics(tracker, suite.models[name], source_language=source,
+                                 prefix=f"eval/{suite.name}/{name}")
         for analysis in suite.analyses:
             base = "/".join(x for x in ("analysis", suite.name, analysis.model) if x)
             for image in analysis.images:

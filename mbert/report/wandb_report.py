@@ -19,17 +19,18 @@ from typing import TYPE_CHECKING, Any
 from ..artifact import writing
 from ..atomic import atomic_write_json
 from ..progress import summary
+from ..transfer.results import Metrics
+from ..transfer.summary import TaskSummary, score_text, summarize
 from . import plots
-from .collect import EvalSuite, Metrics, RunResults, collect_run
+from .collect import EvalSuite, RunResults, collect_run
 from .document import Table, format_value
-from .scores import TaskSummary, score_text, summarize
 from .sections import CORPUS_COLUMNS, HEADLINE, headline_table, matrix_table, neutrality_blocks
 from .settings import ReportSettings
 from .wandb_log import log_run_to_wandb
 from .wandb_publish import SPEC_FILE, SPEC_FORMAT, publish
 
 if TYPE_CHECKING:
-    from .tracking import Tracker
+    from ..tracking import Tracker
 
 TITLE_MAX = 128  # W&B's limit on a Report title
 WIDE = {"w": 12, "h": 9}  # half the report's width: tables, charts and images stay readable
@@ -48,7 +49,7 @@ class WandbRun:
 
 
 # ----------------------------------------------------------------------------- panels
-# Keys as `log_run_to_wandb` and `Tracker.eval_metrics` log them (tests read them back from the run file).
+# Keys as `log_run_to_wandb` and `log_eval_metrics` log them (tests read them back from the run file).
 
 def _table(key: str) -> dict:
     return {"type": "WeavePanelSummaryTable", "table_name": key, "layout": WIDE}
@@ -60,7 +61,7 @@ def _images(keys: list[str], title: str) -> dict:
 
 
 def _bar_chart(prefix: str, task: str, title: str) -> dict:
-    """The per-language `wandb.plot.bar` chart of `Tracker.eval_metrics`: W&B keeps its data as `<key>_table`."""
+    """The per-language `wandb.plot.bar` chart of `log_eval_metrics`: W&B keeps its data as `<key>_table`."""
     return {"type": "CustomChart", "chart_name": "wandb/bar/v0",
             "query": {"summaryTable": {"tableKey": f"{prefix}/{task}/bar_table"}},
             "chart_fields": {"label": "language", "value": "score"}, "chart_strings": {"title": title},

@@ -187,47 +187,6 @@ def _word_mask(word_ids: list[list[int | None]], n_words: int, device: str) -> t
     return mask.to(device)
 
 
-def mean_aligned_distance(model: torch.nn.Module, pairs: list[AlignedPair], *, pad_id: int,
-                          layer: int | None = None, word_pooling: str = "mean", device: str = "cpu",
-                          batch_size: int = 32) -> float:
-    """Mean Euclidean distance between the vectors of aligned words (eval mode, no gradients)."""
-    encoder = encoder_of(model)
-    was_training = encoder.training
-    encoder.eval()
-    total, count = 0.0, 0
-    common = dict(pad_id=pad_id, layer=layer, pooling=word_pooling, device=device)
-    with torch.no_grad():
-        for start in range(0, len(pairs), batch_size):
-            batch = pairs[start:start + batch_size]
-            src = word_vectors(encoder, [p.source_ids for p in batch], [p.source_words for p in batch], **common)
-            trg = word_vectors(encoder, [p.target_ids for p in batch], [p.target_words for p in batch], **common)
-            rows, s_idx, t_idx = _link_index(batch, device)
-            distances = (src[rows, s_idx] - trg[rows, t_idx]).norm(dim=-1)
-            total += float(distances.sum())
-            count += len(distances)
-    encoder.train(was_training)
-    return total / max(count, 1)
-
-
-def source_word_vectors(model: torch.nn.Module, pairs: list[AlignedPair], *, pad_id: int,
-                        layer: int | None = None, word_pooling: str = "mean", device: str = "cpu",
-                        batch_size: int = 32) -> torch.Tensor:
-    """All source-side (English) word vectors, concatenated: (words, hidden). For measuring drift."""
-    encoder = encoder_of(model)
-    was_training = encoder.training
-    encoder.eval()
-    chunks = []
-    with torch.no_grad():
-        for start in range(0, len(pairs), batch_size):
-            batch = pairs[start:start + batch_size]
-            words = [p.source_words for p in batch]
-            vectors = word_vectors(encoder, [p.source_ids for p in batch], words, pad_id=pad_id,
-                                   layer=layer, pooling=word_pooling, device=device)
-            chunks.append(vectors[_word_mask(words, vectors.shape[1], device)].cpu())
-    encoder.train(was_training)
-    return torch.cat(chunks)
-
-
 # ----------------------------------------------------------------------------- training
 
 def align_model(model, tokenizer, parallel: list[tuple[Path, Path]], *, steps: int, learning_rate: float,

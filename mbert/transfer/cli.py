@@ -41,7 +41,7 @@ def parse_models(values: list[str]) -> list[tuple[str | None, Path]]:
 def _evaluate(args: argparse.Namespace) -> int:
     from ..config import to_plain
     from ..recipe import stage_settings
-    from ..report.tracking import Tracker
+    from ..tracking import Tracker
     from .evaluate import evaluate
 
     settings, run = stage_settings(args, "evaluate", EvaluateSettings)

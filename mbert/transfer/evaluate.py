@@ -36,11 +36,13 @@ from .checkpoints import (RANDOM_INIT, Checkpoint, check_checkpoint, load_encode
                           make_random_init, name_models)
 from .finetune import encode, fine_tune, gold_labels, predict, to_labels
 from .predictions import write_xtreme
+from .results import MetricsJson, parse_metrics
 from .scoring import aggregate, score
 from .settings import EvaluateSettings
 from .suite import RETRIEVAL_KINDS, Suite, TaskSpec, load_suite
-from .summary import Metrics, markdown, metric_name, task_summary
+from .summary import TaskSummary, markdown, metric_name, summarize
 from .tasks import TaskData, load_task
+from .wandb_metrics import log_eval_metrics
 
 def is_complete(out_dir: Path) -> bool:
     """True when `out_dir` holds a finished evaluation (its manifest says so)."""
@@ -61,7 +63,8 @@ def _select_tasks(suite: Suite, settings: EvaluateSettings) -> dict[str, TaskSpe
 
 def evaluate(model_dirs: dict[str, Path] | Path | list | None, suite_path: Path, out_dir: Path,
              settings: EvaluateSettings | None = None, tracker=None) -> dict:
-    """Evaluate one or more checkpoints on a suite; returns {"metrics", "models", "summary", "out"}.
+    """Evaluate one or more checkpoints on a suite; returns {"metrics", "models", "summary", "out"}
+    ("summary": model -> its `TaskSummary`s: target average and transfer gap per task).
 
     `model_dirs`: a folder, or {name: folder}; a folder may be a pretrain output (its `model/` is
     used). Empty/None takes the suite's `models`. `settings` overrides seeds, tasks, device, caps."""
@@ -126,7 +129,7 @@ def _run(checkpoints: list[Checkpoint], tokenizers: dict, suite: Suite, suite_pa
         originals = {c.name: f"fresh weights shaped like {checkpoints[0].name}" if c.name in fresh
                      else str(c.path) for c in checkpoints}
         alignment_stats: dict[str, dict] = {}
-        results: dict[str, Metrics] = {}
+        results: dict[str, MetricsJson] = {}
         details: dict[str, dict] = {}
         for position, checkpoint in enumerate(checkpoints):
             info(f"[evaluate] model {checkpoint.name} ({originals[checkpoint.name]})")
@@ -142,8 +145,8 @@ def _run(checkpoints: list[Checkpoint], tokenizers: dict, suite: Suite, suite_pa
                 _analyse(suite, checkpoint, tokenizers[checkpoint.name], device,
                          stage / "analysis" / (checkpoint.name if len(checkpoints) > 1 else ""))
             if tracker is not None:  # per task a table and a bar chart, a heat-map, summary scores
-                tracker.eval_metrics(results[checkpoint.name], source_language=suite.source,
-                                     prefix=f"eval/{checkpoint.name}" if len(checkpoints) > 1 else "eval")
+                log_eval_metrics(tracker, results[checkpoint.name], source_language=suite.source,
+                                 prefix=f"eval/{checkpoint.name}" if len(checkpoints) > 1 else "eval")
         shutil.rmtree(work, ignore_errors=True)
         for task in data.values():
             for lang, examples in task.test.items():
@@ -281,8 +284,8 @@ def _fallback(task: TaskData) -> str:
 
 def _evaluate_model(checkpoint: Checkpoint, tokenizer, suite: Suite, specs: dict[str, TaskSpec],
                     data: dict[str, TaskData], seeds: list[int], device: str, prediction_dirs: list[Path],
-                    label_dir: Path, settings: EvaluateSettings) -> tuple[Metrics, dict]:
-    metrics: Metrics = {}
+                    label_dir: Path, settings: EvaluateSettings) -> tuple[MetricsJson, dict]:
+    metrics: MetricsJson = {}
     details: dict[str, dict] = {}
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for name, spec in specs.items():
@@ -433,7 +436,7 @@ def _analyse(suite: Suite, checkpoint: Checkpoint, tokenizer, device: str, out: 
 
 
 def _write_outputs(stage: Path, suite: Suite, specs: dict[str, TaskSpec], seeds: list[int],
-                   results: dict[str, Metrics], checkpoints: list[Checkpoint]) -> dict:
+                   results: dict[str, MetricsJson], checkpoints: list[Checkpoint]) -> dict[str, list[TaskSummary]]:
     names = {name: metric_name(spec.kind, spec.scored_metric) for name, spec in specs.items()}
     first = checkpoints[0].name
     atomic_write_json(stage / "metrics.json", results[first])
@@ -447,18 +450,17 @@ def _write_outputs(stage: Path, suite: Suite, specs: dict[str, TaskSpec], seeds:
             atomic_write_text(folder / "summary.md", markdown({checkpoint.name: results[checkpoint.name]},
                                                               names, suite.source, seeds,
                                                               f"Zero-shot transfer: {checkpoint.name}"))
-    return {model: {task: task_summary(languages, suite.source) for task, languages in metrics.items()}
-            for model, metrics in results.items()}
+    return {model: summarize(parse_metrics(metrics), suite.source) for model, metrics in results.items()}
 
 
-def _print_summary(out_dir: Path, report: dict, seconds: float) -> None:
+def _print_summary(out_dir: Path, report: dict[str, list[TaskSummary]], seconds: float) -> None:
     parts = []
     for model, tasks in report.items():
         cells = []
-        for task, overview in tasks.items():
-            avg = overview["target_average"]
-            gap = f", gap {overview['gap']:.1f}" if overview["gap"] is not None else ""
-            cells.append(f"{task} {avg:.1f}{gap}" if avg is not None else f"{task} source only")
+        for task in tasks:
+            gap = f", gap {task.gap:.1f}" if task.gap is not None else ""
+            cells.append(f"{task.task} {task.target_average:.1f}{gap}" if task.target_average is not None
+                         else f"{task.task} source only")
         parts.append(f"{model}: " + "; ".join(cells))
     summary(f"Evaluated {len(report)} model(s) in {seconds:.0f}s -> {out_dir} (metrics.json, summary.md, "
             f"predictions/). Target-language averages: " + " | ".join(parts))

@@ -7,13 +7,13 @@ label so prediction files keep one line per word. The epoch with the best source
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from ..errors import UserError
@@ -152,9 +152,7 @@ def freeze(model: torch.nn.Module, *, embeddings: bool, layers: int) -> list[str
 def set_seed(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
-    with contextlib.suppress(ImportError):
-        import numpy
-        numpy.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)
 
 
 # ----------------------------------------------------------------------------- train / predict

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..config import to_plain
 from ..flags import add_command, add_settings_flags
 from ..recipe import run_settings, stage_settings
-from ..report.tracking import Tracker
+from ..tracking import Tracker
 from ..run_settings import RunSettings
 from .settings import VocabSettings
 

@@ -1,7 +1,9 @@
 """Weights & Biases, optional: every stage logs through a `Tracker`; mode "off" makes it a no-op.
 
 Without an API key "online" falls back to offline (sync later with `wandb sync`). All stages of
-one `mbert run` share a W&B group (the run folder's name), so they appear together."""
+one `mbert run` share a W&B group (the run folder's name), so they appear together. The tracker
+logs W&B's own kinds (numbers, tables, images, bar charts, artifacts) and knows nothing of what a
+stage produces: each stage shapes its results itself (evaluation: `transfer/wandb_metrics.py`)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..progress import info
+from .progress import info
 
 
 class Tracker:
@@ -88,49 +90,6 @@ class Tracker:
             import wandb
             table = wandb.Table(columns=[label_name, value_name], data=[[l, v] for l, v in zip(labels, values)])
             self.run.log({key: wandb.plot.bar(table, label_name, value_name, title=title or key)})
-
-    def heatmap(self, key: str, rows: Sequence[str], columns: Sequence[str],
-                values: Sequence[Sequence[float | None]], *, title: str = "", row_name: str = "task",
-                column_name: str = "language", value_name: str = "score") -> None:
-        """A rows × columns grid: as an image (`key`) and as a long-form table (`key/table`)."""
-        if self.run is not None:
-            from .plots import heatmap
-            self.table(f"{key}/table", [row_name, column_name, value_name],
-                       [[r, c, v] for r, row in zip(rows, values) for c, v in zip(columns, row) if v is not None])
-            self.image_png(key, heatmap(rows, columns, values, title=title))
-
-    def eval_metrics(self, metrics: dict, *, source_language: str = "en", prefix: str = "eval") -> None:
-        """Zero-shot results (task -> lang -> {mean, std, seeds}): per task a W&B Table (language, role,
-        mean, std, seeds) at `<prefix>/<task>/table` and a bar chart; a task × language heat-map at
-        `<prefix>/heatmap`; summary `<prefix>/<task>/<lang>`, `/target_average`, `/transfer_gap`."""
-        if self.run is None:
-            return
-        from .collect import parse_metrics
-        from .scores import all_languages, summarize
-        summaries = summarize(parse_metrics(metrics), source_language)
-        averages = []
-        for task in summaries:
-            languages = task.languages
-            self.table(f"{prefix}/{task.task}/table", ["language", "role", "mean", "std", "n_seeds", "seeds"],
-                       [[lang, "source" if lang == task.source else "target", task.scores[lang].mean,
-                         task.scores[lang].std, task.scores[lang].n_seeds,
-                         " ".join(f"{s:.2f}" for s in task.scores[lang].seeds)] for lang in languages])
-            self.bar_chart(f"{prefix}/{task.task}/bar", languages, [task.scores[l].mean for l in languages],
-                           title=f"{task.task} per language")
-            values = {f"{prefix}/{task.task}/{lang}": task.scores[lang].mean for lang in languages}
-            if task.target_average is not None:
-                values[f"{prefix}/{task.task}/target_average"] = task.target_average
-                averages.append(task.target_average)
-            if task.gap is not None:
-                values[f"{prefix}/{task.task}/transfer_gap"] = task.gap
-            self.summary(values)
-        if summaries:
-            languages = all_languages(summaries)
-            self.heatmap(f"{prefix}/heatmap", [t.task for t in summaries], languages,
-                         [[t.scores[l].mean if l in t.scores else None for l in languages] for t in summaries],
-                         title="score per task and language")
-        if averages:
-            self.summary({f"{prefix}/target_average": sum(averages) / len(averages)})
 
     def finish(self) -> None:
         if self.run is not None:
