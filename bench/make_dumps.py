@@ -112,26 +112,23 @@ def perturb(wikitext: str, rng: random.Random, cjk: bool) -> str:
     return "".join(pieces)
 
 
-def _swap_words(prose: str, rng: random.Random) -> str:
-    tokens = prose.split(" ")
+def _swap_adjacent(units: list[str], swappable, share: float, rng: random.Random) -> list[str]:
+    """Swap a `share` of neighbouring pairs whose both units are `swappable` (in place; a unit moves once)."""
     i = 0
-    while i < len(tokens) - 1:
-        if _WORD.fullmatch(tokens[i]) and _WORD.fullmatch(tokens[i + 1]) and rng.random() < 0.5:
-            tokens[i], tokens[i + 1] = tokens[i + 1], tokens[i]
+    while i < len(units) - 1:
+        if swappable(units[i]) and swappable(units[i + 1]) and rng.random() < share:
+            units[i], units[i + 1] = units[i + 1], units[i]
             i += 1
         i += 1
-    return " ".join(tokens)
+    return units
+
+
+def _swap_words(prose: str, rng: random.Random) -> str:
+    return " ".join(_swap_adjacent(prose.split(" "), _WORD.fullmatch, 0.5, rng))
 
 
 def _swap_characters(prose: str, rng: random.Random) -> str:
-    chars = list(prose)
-    i = 0
-    while i < len(chars) - 1:
-        if _CJK.match(chars[i]) and _CJK.match(chars[i + 1]) and rng.random() < 0.15:
-            chars[i], chars[i + 1] = chars[i + 1], chars[i]
-            i += 1
-        i += 1
-    return "".join(chars)
+    return "".join(_swap_adjacent(list(prose), _CJK.match, 0.15, rng))
 
 
 def copy_page(page: str, new_id: int, copy: int, rng: random.Random, cjk: bool) -> tuple[str, str]:
