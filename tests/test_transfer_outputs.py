@@ -220,7 +220,117 @@ max_eval_examples = 10
         with pytest.raises(OSError, match="No space"):
             evaluate(tiny_model, suite, out, EvaluateSettings(suite=suite))
         assert finished[-1], "the failure did not come half-way"
-        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
+        # no staging folder left; only the finished fine-tuning run, kept for a rerun (units.py)
+        hidden = {p.name for p in tmp_path.iterdir() if p.name.startswith(".")}
+        assert f".{out.name}.units" in hidden <= {".earlier.units", ".fresh.units"}
     assert not (tmp_path / "fresh").exists() and not is_complete(tmp_path / "fresh")
     assert is_complete(earlier)  # what the user had is untouched
     assert {p.relative_to(earlier): p.read_bytes() for p in earlier.rglob("*") if p.is_file()} == before
+
+
+# ----------------------------------------------------------------------------- finished runs are kept
+
+def _units_suite(path: Path, data_dir: Path, seeds: str = "[1, 2]", epochs: int = 1) -> Path:
+    path.write_text(f"""
+data = "{data_dir}"
+seeds = {seeds}
+epochs = {epochs}
+learning_rate = 3e-3
+max_length = 32
+[tasks.udpos]
+kind = "pos"
+train = "udpos_xtreme/dev-en.tsv"
+dev = "ud/en_lines-ud-train.conllu"
+test = "ud/pud/{{lang}}_pud-ud-test.conllu"
+languages = ["en", "de"]
+max_train_examples = 40
+max_dev_examples = 10
+max_eval_examples = 20
+[tasks.xnli]
+kind = "pair"
+split_by_index = true
+test = "xnli/dev-{{lang}}.tsv"
+languages = ["en", "de"]
+max_train_examples = 16
+max_dev_examples = 8
+max_eval_examples = 8
+""", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def count_fine_tuning(monkeypatch):
+    """Counts fine-tuning runs; `fail_at = n` interrupts the n-th one (as Ctrl-C would)."""
+    real = evaluate_module.fine_tune
+    calls = {"n": 0, "fail_at": None}
+
+    def counted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == calls["fail_at"]:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "fine_tune", counted)
+    return calls
+
+
+def _files(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*")
+            if p.is_file() and p.name not in ("manifest.json", "resolved_config.toml")}
+
+
+def test_an_interrupted_evaluation_redoes_only_the_runs_it_had_not_finished(tiny_model, data_dir, tmp_path,
+                                                                           count_fine_tuning):
+    """Four fine-tuning runs (2 tasks x 2 seeds); Ctrl-C in the third. The rerun fine-tunes only the
+    third and fourth, and writes exactly what an uninterrupted evaluation writes."""
+    suite = _units_suite(tmp_path / "suite.toml", data_dir)
+    reference = tmp_path / "reference"
+    evaluate(tiny_model, suite, reference, EvaluateSettings(suite=suite))
+    assert count_fine_tuning["n"] == 4
+
+    out = tmp_path / "eval"
+    count_fine_tuning.update(n=0, fail_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(tiny_model, suite, out, EvaluateSettings(suite=suite))
+    assert not out.exists() and len(list((tmp_path / ".eval.units").glob("*.json"))) == 2
+
+    count_fine_tuning.update(n=0, fail_at=None)
+    result = evaluate(tiny_model, suite, out, EvaluateSettings(suite=suite))
+    assert count_fine_tuning["n"] == 2
+    assert _files(out) == _files(reference)  # metrics, predictions, summaries: byte for byte
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["units"]["reused"] == 2 and manifest["units"]["computed"] == 2
+    assert manifest["details"] == json.loads((reference / "manifest.json").read_text())["details"]
+    assert result["metrics"] == json.loads((reference / "metrics.json").read_text())
+
+
+def test_finished_runs_follow_the_output_settings_only(tiny_model, data_dir, tmp_path, count_fine_tuning):
+    """Runtime settings reuse every run; one more seed fine-tunes only that seed; other fine-tuning
+    settings, other weights or --no-reuse fine-tune again."""
+    import torch
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    suite = _units_suite(tmp_path / "suite.toml", data_dir)
+    out = tmp_path / "eval"
+    evaluate(tiny_model, suite, out, EvaluateSettings(suite=suite))
+    first = json.loads((out / "metrics.json").read_text())
+
+    def runs(settings: EvaluateSettings, model=tiny_model) -> int:
+        count_fine_tuning["n"] = 0
+        evaluate(model, settings.suite, out, settings)
+        return count_fine_tuning["n"]
+
+    assert runs(EvaluateSettings(suite=suite, threads=1, device="cpu")) == 0
+    assert json.loads((out / "metrics.json").read_text()) == first
+    assert runs(EvaluateSettings(suite=suite, seeds=[1, 2, 3])) == 2  # seed 3 of each task
+    assert json.loads((out / "metrics.json").read_text())["xnli"]["en"]["seeds"][:2] == first["xnli"]["en"]["seeds"]
+    assert runs(EvaluateSettings(suite=_units_suite(tmp_path / "two.toml", data_dir, epochs=2))) == 4
+    assert runs(EvaluateSettings(suite=suite, reuse=False)) == 4
+
+    changed = tmp_path / "changed"  # the same model with one weight changed
+    model = AutoModelForMaskedLM.from_pretrained(tiny_model)
+    with torch.no_grad():
+        model.bert.embeddings.word_embeddings.weight[5, 0] += 1.0
+    model.save_pretrained(changed)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(changed)
+    assert runs(EvaluateSettings(suite=suite), model=changed) == 4

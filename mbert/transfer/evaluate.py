@@ -42,6 +42,7 @@ from .settings import EvaluateSettings
 from .suite import RETRIEVAL_KINDS, Suite, TaskSpec, load_suite
 from .summary import TaskSummary, markdown, metric_name, summarize
 from .tasks import TaskData, load_task
+from .units import Units, checkpoint_print, choice_key, examples_print, run_key, units_folder
 from .wandb_metrics import log_eval_metrics
 
 def is_complete(out_dir: Path) -> bool:
@@ -111,7 +112,7 @@ def _evaluate(model_dirs: dict[str, Path] | Path | list | None, suite_path: Path
                       out_dir, settings, tracker, started)
     finally:
         torch.set_num_threads(threads)
-    _print_summary(out_dir, report["summary"], time.perf_counter() - started)
+    _print_summary(out_dir, report["summary"], report["units"], time.perf_counter() - started)
     return {"metrics": report["metrics"], "models": report["models"], "summary": report["summary"],
             "out": str(out_dir)}
 
@@ -129,6 +130,9 @@ def _run(checkpoints: list[Checkpoint], tokenizers: dict, suite: Suite, suite_pa
         originals = {c.name: f"fresh weights shaped like {checkpoints[0].name}" if c.name in fresh
                      else str(c.path) for c in checkpoints}
         alignment_stats: dict[str, dict] = {}
+        units = Units(units_folder(out_dir), reuse=settings.reuse)
+        data_prints = {name: examples_print(task.kind, task.metric, task.labels, task.train, task.dev, task.test)
+                       for name, task in data.items()}
         results: dict[str, MetricsJson] = {}
         details: dict[str, dict] = {}
         for position, checkpoint in enumerate(checkpoints):
@@ -140,7 +144,7 @@ def _run(checkpoints: list[Checkpoint], tokenizers: dict, suite: Suite, suite_pa
                 prediction_dirs.append(stage / "models" / checkpoint.name / "predictions")
             results[checkpoint.name], details[checkpoint.name] = _evaluate_model(
                 checkpoint, tokenizers[checkpoint.name], suite, specs, data, seeds, device, prediction_dirs,
-                stage / "labels", settings)
+                stage / "labels", settings, units, data_prints)
             if analysis:
                 _analyse(suite, checkpoint, tokenizers[checkpoint.name], device,
                          stage / "analysis" / (checkpoint.name if len(checkpoints) > 1 else ""))
@@ -160,8 +164,9 @@ def _run(checkpoints: list[Checkpoint], tokenizers: dict, suite: Suite, suite_pa
             "source": suite.source, "seeds": seeds, "device": device, "models": originals,
             "tasks": {name: spec.kind for name, spec in specs.items()},
             "details": details, "alignment": alignment_stats or None, "analysis": bool(analysis),
+            "units": {"folder": str(units.folder), "reused": units.reused, "computed": units.computed},
             "seconds": round(time.perf_counter() - started, 1)})
-    return {"metrics": results[checkpoints[0].name], "models": results, "summary": report}
+    return {"metrics": results[checkpoints[0].name], "models": results, "summary": report, "units": units}
 
 
 # ----------------------------------------------------------------------------- steps
@@ -284,10 +289,12 @@ def _fallback(task: TaskData) -> str:
 
 def _evaluate_model(checkpoint: Checkpoint, tokenizer, suite: Suite, specs: dict[str, TaskSpec],
                     data: dict[str, TaskData], seeds: list[int], device: str, prediction_dirs: list[Path],
-                    label_dir: Path, settings: EvaluateSettings) -> tuple[MetricsJson, dict]:
+                    label_dir: Path, settings: EvaluateSettings, units: Units,
+                    data_prints: dict[str, str]) -> tuple[MetricsJson, dict]:
     metrics: MetricsJson = {}
     details: dict[str, dict] = {}
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    model_print = checkpoint_print(checkpoint.path)
     for name, spec in specs.items():
         hyper = suite.hyper(spec)
         if spec.kind in RETRIEVAL_KINDS:
@@ -300,33 +307,52 @@ def _evaluate_model(checkpoint: Checkpoint, tokenizer, suite: Suite, specs: dict
         info(f"[evaluate] {checkpoint.name} / {name}: fine-tune on {len(task.train)} {suite.source} examples, "
              f"test {len(spec.languages)} language(s), seeds {seeds}")
         fallback = _fallback(task)
-        encoded = {lang: encode(task, tokenizer, task.test[lang], hyper.max_length) for lang in spec.languages}
+        encoded: dict = {}  # the test sets, encoded when a run is not found among the units
         scores: dict[str, list[float]] = {lang: [] for lang in spec.languages}
         details[name] = {}
         tuned_first, tried = None, {}
         if hyper.learning_rates:
-            hyper, tried, tuned_first = _choose_learning_rate(checkpoint, task, tokenizer, hyper, seeds[0],
-                                                              device, fallback, name)
+            key = choice_key(model_print, data_prints[name], hyper, seeds[0])
+            chosen = units.get(key)
+            if chosen is None:
+                hyper, tried, tuned_first = _choose_learning_rate(checkpoint, task, tokenizer, hyper, seeds[0],
+                                                                  device, fallback, name)
+                units.put(key, {"learning_rate": hyper.learning_rate, "tried": list(tried.items())})
+            else:
+                hyper = dataclasses.replace(hyper, learning_rate=chosen["learning_rate"])
+                tried = {rate: dev for rate, dev in chosen["tried"]}
             info(f"[evaluate] {checkpoint.name} / {name}: learning rate {hyper.learning_rate:g} "
                  f"(source dev {', '.join(f'{lr:g}: {dev:.4f}' for lr, dev in tried.items())})")
         for seed_index, seed in enumerate(seeds):
-            tuned = tuned_first if seed_index == 0 and tuned_first is not None else fine_tune(
-                checkpoint.path, task, tokenizer, hyper, seed=seed, device=device, fallback=fallback,
-                desc=f"{name} seed {seed}")
-            details[name][str(seed)] = {"best_epoch": tuned.best_epoch, "dev_scores": tuned.dev_scores,
-                                        "frozen_parameters": len(tuned.frozen),
-                                        "learning_rate": hyper.learning_rate,
-                                        **({"learning_rate_dev_scores": {f"{lr:g}": dev for lr, dev in tried.items()}}
-                                           if tried else {})}
+            key = run_key(model_print, data_prints[name], hyper, seed)
+            run = units.get(key)
+            if run is None or (seed_index == 0 and "predicted" not in run):
+                tuned = tuned_first if seed_index == 0 and tuned_first is not None else fine_tune(
+                    checkpoint.path, task, tokenizer, hyper, seed=seed, device=device, fallback=fallback,
+                    desc=f"{name} seed {seed}")
+                run = {"scores": {}, "predicted": {},
+                       "details": {"best_epoch": tuned.best_epoch, "dev_scores": tuned.dev_scores,
+                                   "frozen_parameters": len(tuned.frozen), "learning_rate": hyper.learning_rate}}
+                encoded = encoded or {lang: encode(task, tokenizer, task.test[lang], hyper.max_length)
+                                      for lang in spec.languages}
+                for lang in spec.languages:
+                    ids = predict(tuned.model, encoded[lang], batch_size=hyper.eval_batch_size, pad_id=pad_id,
+                                  device=device, desc=f"{name} {lang}")
+                    predicted = to_labels(task, task.test[lang], ids, fallback)
+                    run["scores"][lang] = score(task.kind, gold_labels(task, task.test[lang]), predicted,
+                                                task.metric)
+                    run["predicted"][lang] = predicted
+                if seed_index > 0:
+                    del run["predicted"]  # only the first seed's predictions are written out
+                units.put(key, run)
+                del tuned
+            details[name][str(seed)] = {**run["details"], **(
+                {"learning_rate_dev_scores": {f"{lr:g}": dev for lr, dev in tried.items()}} if tried else {})}
             for lang in spec.languages:
-                ids = predict(tuned.model, encoded[lang], batch_size=hyper.eval_batch_size, pad_id=pad_id,
-                              device=device, desc=f"{name} {lang}")
-                predicted = to_labels(task, task.test[lang], ids, fallback)
-                scores[lang].append(score(task.kind, gold_labels(task, task.test[lang]), predicted, task.metric))
+                scores[lang].append(run["scores"][lang])
                 if seed_index == 0:
                     for folder in prediction_dirs:
-                        write_xtreme(folder, name, lang, predicted, token_task=task.is_token_task)
-            del tuned
+                        write_xtreme(folder, name, lang, run["predicted"][lang], token_task=task.is_token_task)
         metrics[name] = {lang: aggregate(values) for lang, values in scores.items()}
     return metrics, details
 
@@ -453,7 +479,7 @@ def _write_outputs(stage: Path, suite: Suite, specs: dict[str, TaskSpec], seeds:
     return {model: summarize(parse_metrics(metrics), suite.source) for model, metrics in results.items()}
 
 
-def _print_summary(out_dir: Path, report: dict[str, list[TaskSummary]], seconds: float) -> None:
+def _print_summary(out_dir: Path, report: dict[str, list[TaskSummary]], units: Units, seconds: float) -> None:
     parts = []
     for model, tasks in report.items():
         cells = []
@@ -463,4 +489,6 @@ def _print_summary(out_dir: Path, report: dict[str, list[TaskSummary]], seconds:
                          else f"{task.task} source only")
         parts.append(f"{model}: " + "; ".join(cells))
     summary(f"Evaluated {len(report)} model(s) in {seconds:.0f}s -> {out_dir} (metrics.json, summary.md, "
-            f"predictions/). Target-language averages: " + " | ".join(parts))
+            f"predictions/). Target-language averages: " + " | ".join(parts)
+            + (f". Reused {units.reused} finished fine-tuning unit(s) from {units.folder} (--no-reuse "
+               f"recomputes them)" if units.reused else ""))

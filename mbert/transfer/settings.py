@@ -28,4 +28,7 @@ class EvaluateSettings:
     random_init: bool = setting(False, help="also evaluate a random initialisation of the first model's shape")
     compare: dict[str, Path] = setting({}, path="dir", help="reference checkpoints evaluated beside the "
                                        "models, name = folder, e.g. {mbert = \"models/bert-base-multilingual-cased\"}")
+    reuse: bool = setting(True, runtime=True, help="reuse finished fine-tuning runs kept beside the output "
+                          "(.OUT.units/: an interrupted or edited evaluation redoes only what is missing); "
+                          "--no-reuse recomputes them all")
     analysis: bool | None = setting(None, help="run the language-neutrality analysis; unset = as the suite says")
