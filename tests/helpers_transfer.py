@@ -48,3 +48,25 @@ def tiny_mlm_checkpoint(folder: Path, corpus: list[Path], vocab_size: int) -> Pa
     BertForMaskedLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+# ----------------------------------------------------------------------------- evaluation suites
+# Task tables on data-kit files that the evaluation tests combine; each test adds its languages and
+# the caps that keep its fine-tuning to seconds.
+XNLI = {"kind": "pair", "split_by_index": True, "test": "xnli/dev-{lang}.tsv"}
+TATOEBA = {"kind": "tatoeba", "folder": "tatoeba"}
+UDPOS = {"kind": "pos", "train": "udpos_xtreme/dev-en.tsv", "dev": "ud/en_lines-ud-train.conllu",
+         "test": "ud/pud/{lang}_pud-ud-test.conllu"}
+
+
+def task(base: dict, languages: list[str], **caps) -> dict:
+    return {**base, "languages": languages, **caps}
+
+
+def write_suite(path: Path, data_dir: Path, tasks: dict[str, dict], **top) -> Path:
+    """A suite file: `data`, the top-level keys and tables in `top` (seeds, epochs, [alignment] ...),
+    one `[tasks.NAME]` table per task."""
+    import tomli_w
+
+    path.write_text(tomli_w.dumps({"data": str(data_dir), **top, "tasks": tasks}), encoding="utf-8")
+    return path

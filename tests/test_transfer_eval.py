@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers_transfer import TATOEBA, XNLI, task, write_suite
 from helpers_transfer import tiny_mlm_checkpoint as _tiny_checkpoint
 
 from mbert.cli import main
@@ -233,31 +234,11 @@ def test_evaluate_writes_xtreme_layout_and_metrics(tiny_model, data_dir, tmp_pat
 def test_compare_models_with_random_init_and_retrieval(tiny_model, data_dir, tmp_path):
     pretrain_dir = tmp_path / "pretrain"  # a pretrain output folder: the checkpoint sits in model/
     shutil.copytree(tiny_model, pretrain_dir / "model")
-    suite = _write_suite(tmp_path / "cmp.toml", f"""
-data = "{data_dir}"
-seeds = [1]
-epochs = 1
-random_init = true
-max_length = 64
-[tasks.xnli]
-kind = "pair"
-split_by_index = true
-test = "xnli/dev-{{lang}}.tsv"
-languages = ["en", "fr"]
-max_train_examples = 48
-max_dev_examples = 16
-max_eval_examples = 16
-[tasks.tatoeba]
-kind = "tatoeba"
-folder = "tatoeba"
-languages = ["de", "fr"]
-max_eval_examples = 100
-[tasks.bucc]
-kind = "bucc"
-folder = "bucc2018"
-languages = ["zh"]
-max_eval_examples = 200
-""")
+    suite = write_suite(tmp_path / "cmp.toml", data_dir, seeds=[1], epochs=1, random_init=True, max_length=64,
+                        tasks={"xnli": task(XNLI, ["en", "fr"], max_train_examples=48, max_dev_examples=16,
+                                            max_eval_examples=16),
+                               "tatoeba": task(TATOEBA, ["de", "fr"], max_eval_examples=100),
+                               "bucc": task({"kind": "bucc", "folder": "bucc2018"}, ["zh"], max_eval_examples=200)})
     out = tmp_path / "out"
     result = evaluate({"mlm": tiny_model, "mlm+tlm": pretrain_dir}, suite, out, EvaluateSettings(suite=suite))
     assert list(result["models"]) == ["mlm", "mlm+tlm", "random-init"]
@@ -359,34 +340,13 @@ def test_truncated_words_get_the_fallback_label():
 
 
 def test_alignment_analysis_and_tracking(tiny_model, data_dir, tmp_path):
-    suite = _write_suite(tmp_path / "align.toml", f"""
-data = "{data_dir}"
-seeds = [1]
-epochs = 1
-max_length = 48
-[tasks.xnli]
-kind = "pair"
-split_by_index = true
-test = "xnli/dev-{{lang}}.tsv"
-languages = ["en", "de"]
-max_train_examples = 32
-max_dev_examples = 8
-max_eval_examples = 8
-[tasks.tatoeba]
-kind = "tatoeba"
-folder = "tatoeba"
-languages = ["de"]
-max_eval_examples = 20
-[alignment]
-enabled = true
-parallel = [["tatoeba/tatoeba.nld-eng.eng", "tatoeba/tatoeba.nld-eng.nld"]]
-steps = 3
-batch_size = 4
-max_pairs = 40
-[analysis]
-enabled = true
-max_sentences = 20
-""")
+    suite = write_suite(
+        tmp_path / "align.toml", data_dir, seeds=[1], epochs=1, max_length=48,
+        tasks={"xnli": task(XNLI, ["en", "de"], max_train_examples=32, max_dev_examples=8, max_eval_examples=8),
+               "tatoeba": task(TATOEBA, ["de"], max_eval_examples=20)},
+        alignment={"enabled": True, "parallel": [["tatoeba/tatoeba.nld-eng.eng", "tatoeba/tatoeba.nld-eng.nld"]],
+                   "steps": 3, "batch_size": 4, "max_pairs": 40},
+        analysis={"enabled": True, "max_sentences": 20})
     out = tmp_path / "out"
     with Tracker(mode="offline", project="mbert-test", stage="evaluate", run_dir=tmp_path) as tracker:
         evaluate(tiny_model, suite, out, EvaluateSettings(suite=suite), tracker)
@@ -426,17 +386,9 @@ def test_model_arguments_and_names(tiny_model, tmp_path):
 
 def test_models_listed_in_the_suite(tiny_model, data_dir, tmp_path):
     shutil.copytree(tiny_model, tmp_path / "ckpts" / "a")
-    suite = _write_suite(tmp_path / "models.toml", f"""
-data = "{data_dir}"
-seeds = [1]
-[models]
-first = "ckpts/a"            # relative to the suite file
-[tasks.tatoeba]
-kind = "tatoeba"
-folder = "tatoeba"
-languages = ["de"]
-max_eval_examples = 10
-""")
+    suite = write_suite(tmp_path / "models.toml", data_dir, seeds=[1],
+                        models={"first": "ckpts/a"},  # relative to the suite file
+                        tasks={"tatoeba": task(TATOEBA, ["de"], max_eval_examples=10)})
     result = evaluate(None, suite, tmp_path / "out", EvaluateSettings(suite=suite))
     assert list(result["models"]) == ["first"]
     assert json.loads((tmp_path / "out/manifest.json").read_text())["models"] == {"first": str(tmp_path / "ckpts/a")}
@@ -446,15 +398,8 @@ def test_reference_checkpoints_are_compared_beside_the_models(tiny_model, data_d
     """`evaluate.compare` (e.g. Google's mBERT) joins the evaluated models, also through the CLI."""
     from mbert.cli import main
 
-    suite = _write_suite(tmp_path / "compare.toml", f"""
-data = "{data_dir}"
-seeds = [1]
-[tasks.tatoeba]
-kind = "tatoeba"
-folder = "tatoeba"
-languages = ["de"]
-max_eval_examples = 10
-""")
+    suite = write_suite(tmp_path / "compare.toml", data_dir, seeds=[1],
+                        tasks={"tatoeba": task(TATOEBA, ["de"], max_eval_examples=10)})
     code = main(["--quiet", "evaluate", "--model", f"ours={tiny_model}", "--suite", str(suite),
                  "--out", str(tmp_path / "out"), "--set", f'evaluate.compare={{reference = "{tiny_model}"}}'])
     assert code == 0

@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from helpers_transfer import TATOEBA, UDPOS, XNLI, task, write_suite
 from test_transfer_eval import xtreme_accuracy, xtreme_read_label, xtreme_read_tag
 
 import mbert.transfer.evaluate as evaluate_module
@@ -187,25 +188,9 @@ languages = ["zh"]
 
 def test_a_failure_half_way_leaves_nothing_that_looks_complete(tiny_model, data_dir, tmp_path, monkeypatch):
     suite = tmp_path / "suite.toml"
-    suite.write_text(f"""
-data = "{data_dir}"
-seeds = [1]
-epochs = 1
-max_length = 32
-[tasks.xnli]
-kind = "pair"
-split_by_index = true
-test = "xnli/dev-{{lang}}.tsv"
-languages = ["en", "de"]
-max_train_examples = 16
-max_dev_examples = 8
-max_eval_examples = 8
-[tasks.tatoeba]
-kind = "tatoeba"
-folder = "tatoeba"
-languages = ["de"]
-max_eval_examples = 10
-""", encoding="utf-8")
+    write_suite(suite, data_dir, seeds=[1], epochs=1, max_length=32,
+                tasks={"xnli": task(XNLI, ["en", "de"], max_train_examples=16, max_dev_examples=8, max_eval_examples=8),
+                       "tatoeba": task(TATOEBA, ["de"], max_eval_examples=10)})
     earlier = tmp_path / "earlier"
     evaluate(tiny_model, suite, earlier, EvaluateSettings(suite=suite))
     before = {p.relative_to(earlier): p.read_bytes() for p in earlier.rglob("*") if p.is_file()}
@@ -230,32 +215,12 @@ max_eval_examples = 10
 
 # ----------------------------------------------------------------------------- finished runs are kept
 
-def _units_suite(path: Path, data_dir: Path, seeds: str = "[1, 2]", epochs: int = 1) -> Path:
-    path.write_text(f"""
-data = "{data_dir}"
-seeds = {seeds}
-epochs = {epochs}
-learning_rate = 3e-3
-max_length = 32
-[tasks.udpos]
-kind = "pos"
-train = "udpos_xtreme/dev-en.tsv"
-dev = "ud/en_lines-ud-train.conllu"
-test = "ud/pud/{{lang}}_pud-ud-test.conllu"
-languages = ["en", "de"]
-max_train_examples = 40
-max_dev_examples = 10
-max_eval_examples = 20
-[tasks.xnli]
-kind = "pair"
-split_by_index = true
-test = "xnli/dev-{{lang}}.tsv"
-languages = ["en", "de"]
-max_train_examples = 16
-max_dev_examples = 8
-max_eval_examples = 8
-""", encoding="utf-8")
-    return path
+def _units_suite(path: Path, data_dir: Path, epochs: int = 1) -> Path:
+    return write_suite(path, data_dir, seeds=[1, 2], epochs=epochs, learning_rate=3e-3, max_length=32,
+                       tasks={"udpos": task(UDPOS, ["en", "de"], max_train_examples=40, max_dev_examples=10,
+                                            max_eval_examples=20),
+                              "xnli": task(XNLI, ["en", "de"], max_train_examples=16, max_dev_examples=8,
+                                           max_eval_examples=8)})
 
 
 @pytest.fixture
