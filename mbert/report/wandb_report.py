@@ -183,11 +183,8 @@ def _corpus(results: RunResults) -> list[dict]:
         panels.append(_table("corpus/mixture"))
     if results.smoothing_png is not None:
         panels.append(_images(["corpus/smoothing_plot"], "p_L (corpus share) vs q_L (sampling share)"))
-    if not panels:
-        return []
-    return [_heading(1, "Corpus"),
-            _paragraph("Clean corpus per language, and the smoothed mixture: q_L ∝ p_L^S, so large languages "
-                       "are under-sampled and small ones repeated."), _grid(panels)]
+    return _section("Corpus", "Clean corpus per language, and the smoothed mixture: q_L ∝ p_L^S, so large "
+                    "languages are under-sampled and small ones repeated.", panels)
 
 
 def _tokenizer(results: RunResults) -> list[dict]:
@@ -196,11 +193,13 @@ def _tokenizer(results: RunResults) -> list[dict]:
         panels.append(_table("vocab/report"))
     if results.vocab_png is not None:
         panels.append(_images(["vocab/report_plot"], "tokenizer report"))
-    if not panels:
-        return []
-    return [_heading(1, "Tokenizer"),
-            _paragraph("Fertility (subwords per word), share of words split, UNK rate and character coverage "
-                       "per language."), _grid(panels)]
+    return _section("Tokenizer", "Fertility (subwords per word), share of words split, UNK rate and character "
+                    "coverage per language.", panels)
+
+
+def _section(title: str, text: str, panels: list[dict]) -> list[dict]:
+    """A titled section with its panels in one grid; nothing when there is nothing to show."""
+    return [_heading(1, title), _paragraph(text), _grid(panels)] if panels else []
 
 
 def _pretraining(results: RunResults, settings: ReportSettings) -> list[dict]:
