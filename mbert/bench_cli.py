@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from .flags import common_options
+from .flags import add_settings_flags, common_options, given
+from .pretrain.settings import BenchSettings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,31 +20,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="example:\n  mbert bench pretrain --model small --vocab-size 119547 --seq-len 128 "
                "--batch-size 8 --steps 3 --json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=["tiny", "small", "base"], default="base")
-    parser.add_argument("--vocab-size", type=int, default=119547)
-    parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="sequences per step (default 8 on CPU, 256 on GPU)")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (default 3 CPU, 20 GPU)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--compile", action="store_true", help="torch.compile our model")
+    add_settings_flags(parser, "bench", BenchSettings, title="benchmark settings")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=_bench_pretrain)
 
 
 def _bench_pretrain(args: argparse.Namespace) -> int:
+    from .config import build
     from .devices import resolve_device
-    from .errors import ConfigError
     from .pretrain.bench import bench_pretrain, format_result
 
-    gpu = resolve_device(args.device, "--device") == "cuda"
-    for name in ("vocab_size", "seq_len", "batch_size", "steps"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} = {value} must be at least 1")
-    result = bench_pretrain(model=args.model, vocab_size=args.vocab_size, seq_len=args.seq_len,
-                            batch_size=args.batch_size or (256 if gpu else 8),
-                            steps=args.steps or (20 if gpu else 3), device=args.device,
-                            compile=args.compile)
+    settings = build(BenchSettings, given(args, "bench"), section="bench")
+    gpu = resolve_device(settings.device, "--device") == "cuda"
+    result = bench_pretrain(model=settings.model, vocab_size=settings.vocab_size, seq_len=settings.seq_len,
+                            batch_size=settings.batch_size or (256 if gpu else 8),
+                            steps=settings.steps or (20 if gpu else 3), device=settings.device,
+                            compile=settings.compile)
     print(json.dumps(result) if args.json else format_result(result))
     return 0

@@ -53,11 +53,12 @@ def add_command(sub: argparse._SubParsersAction, name: str, *, help: str, exampl
 
 
 def add_settings_flags(parser: argparse.ArgumentParser, section: str, cls: type, *,
-                       only: Iterable[str] | None = None, skip: Iterable[str] = ()) -> None:
+                       only: Iterable[str] | None = None, skip: Iterable[str] = (), title: str = "") -> None:
     """One flag per field of the settings dataclass `cls` (`[section]` of a recipe), except those in
-    `skip` (fields a command sets with a hand-written flag, e.g. `--tlm`) or outside `only`."""
+    `skip` (fields a command sets with a hand-written flag, e.g. `--tlm`) or outside `only`; `title`
+    names the group in --help when the settings are not a recipe's."""
     hints = typing.get_type_hints(cls)
-    title = f"[{section}] settings (also in a recipe; a flag overrides it)"
+    title = title or f"[{section}] settings (also in a recipe; a flag overrides it)"
     group = next((g for g in parser._action_groups if g.title == title), None) or parser.add_argument_group(title)
     for field in dataclasses.fields(cls):
         if field.name in skip or (only is not None and field.name not in only):

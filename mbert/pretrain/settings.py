@@ -120,3 +120,15 @@ class PretrainSettings:
     def warmup(self) -> int:
         return self.warmup_steps if self.warmup_steps >= 0 else max(1, self.steps // 100)
 
+
+@dataclass
+class BenchSettings:
+    """What `mbert bench pretrain` measures (its flags are made from these fields)."""
+
+    model: Literal["tiny", "small", "base"] = setting("base", help="architecture preset, as pretrain.model")
+    vocab_size: int = setting(119547, min=1, help="vocabulary size (mBERT's is 119,547)")
+    seq_len: int = setting(128, min=1, help="tokens per sequence")
+    batch_size: int | None = setting(None, min=1, help="sequences per step; unset = 8 on CPU, 256 on GPU")
+    steps: int | None = setting(None, min=1, help="timed steps; unset = 3 on CPU, 20 on GPU")
+    device: Literal["auto", "cpu", "cuda"] = setting("auto", help="auto = cuda when available")
+    compile: bool = setting(False, help="torch.compile our model")
