@@ -144,6 +144,13 @@ def _overview(results: RunResults) -> list[dict]:
     return [_heading(1, "Overview"), _markdown("\n\n".join(lines) or "The run folder holds no results yet.")]
 
 
+def _summaries(suite, settings: ReportSettings) -> tuple[str, dict, list[str]]:
+    """A suite's source language, each model's task summaries by task, and every task in order."""
+    source = suite.source_language or settings.source_language
+    by_model = {name: {s.task: s for s in summarize(metrics, source)} for name, metrics in suite.models.items()}
+    return source, by_model, list(dict.fromkeys(task for per_task in by_model.values() for task in per_task))
+
+
 def _headline(results: RunResults, settings: ReportSettings) -> list[dict]:
     """As report.html opens: every model (pretrained variants and random-init) per task on the source and
     the target languages, then per task one bar per model and language, and the language centroids."""
@@ -151,9 +158,7 @@ def _headline(results: RunResults, settings: ReportSettings) -> list[dict]:
     for suite in results.evals:
         if len(suite.models) < 2:
             continue
-        source = suite.source_language or settings.source_language
-        by_model = {name: {s.task: s for s in summarize(metrics, source)} for name, metrics in suite.models.items()}
-        tasks = list(dict.fromkeys(task for per_task in by_model.values() for task in per_task))
+        source, by_model, tasks = _summaries(suite, settings)
         if len(results.evals) > 1:
             blocks.append(_heading(2, f"Suite {suite.name}"))
         columns, rows = headline_table(by_model, tasks, source)
@@ -303,9 +308,7 @@ def _comparison(results: RunResults, settings: ReportSettings) -> list[dict]:
     for suite in results.evals:
         if len(suite.models) < 2:
             continue
-        source = suite.source_language or settings.source_language
-        by_model = {name: {s.task: s for s in summarize(metrics, source)} for name, metrics in suite.models.items()}
-        tasks = list(dict.fromkeys(task for per_task in by_model.values() for task in per_task))
+        _, by_model, tasks = _summaries(suite, settings)
         rows = [[task, kind] + [getattr(by_model[name].get(task), attr, None) for name in by_model]
                 for task in tasks for kind, attr in (("target average", "target_average"), ("transfer gap", "gap"))]
         if len(results.evals) > 1:
