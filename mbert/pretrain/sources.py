@@ -66,7 +66,9 @@ def tlm_source(settings: PretrainSettings, tokenizer, languages: list[str]) -> S
             side = [lines[i].strip() for i in keep]
             if parse_fake_code(code) is not None:  # a fake side is its base language's text, mapped
                 side = [fake_text(line, code) for line in side]
-            ids = tokenizer(side, add_special_tokens=False)["input_ids"] if side else []
+            # verbose=False: a long line is cut into sequences later, not a mistake to warn about
+            ids = tokenizer(side, add_special_tokens=False, verbose=False,
+                            return_attention_mask=False)["input_ids"] if side else []
             lengths = np.fromiter((len(s) for s in ids), np.int64, len(ids))
             starts = offset + np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(ids) else lengths
             chunks.append(np.fromiter((t for s in ids for t in s), np.int32, int(lengths.sum())))
