@@ -470,6 +470,22 @@ def test_parallel_tokenization_gives_the_same_store(inputs, tmp_path):
     assert one.info == two.info
 
 
+def test_tokenizing_a_batch_in_slices_gives_the_same_store(inputs, tmp_path, monkeypatch):
+    """The tokenizer sees a bounded number of sentences per call (flat memory for long documents);
+    slices that cut documents and batches anywhere give the same store."""
+    from mbert.pretrain import token_store
+
+    corpus, vocab = inputs
+    tokenizer = load_tokenizer(vocab)
+    whole = build_token_store(find_corpus(corpus).shards, vocab, tokenizer, tmp_path / "whole", "fp", workers=1)
+    monkeypatch.setattr(token_store, "SENTENCES_PER_CALL", 7)
+    sliced = build_token_store(find_corpus(corpus).shards, vocab, tokenizer, tmp_path / "sliced", "fp", workers=1)
+    assert len(whole.doc_offsets) > 10 and len(whole.sentence_offsets) > 7 * 10  # many slices, cut anywhere
+    for name in ("tokens", "sentence_offsets", "doc_offsets", "doc_lang", "doc_key"):
+        assert np.array_equal(getattr(whole, name), getattr(sliced, name)), name
+    assert whole.info == sliced.info
+
+
 def test_bench_pretrain_json(capsys):
     from mbert.cli import main
 

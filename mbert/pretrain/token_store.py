@@ -95,6 +95,9 @@ def _init_worker(vocab_dir: str) -> None:
     _worker_tokenizer = load_tokenizer(Path(vocab_dir), hint="pass the output of `mbert vocab train` with --vocab")
 
 
+SENTENCES_PER_CALL = 4096  # sentences per tokenizer call: bounds its Python lists (~5 MB at 30 tokens each)
+
+
 def iter_documents(shard: Shard, batch_rows: int = 256) -> Iterator[list[tuple[str, str, str]]]:
     """Batches of (lang, id, text) rows of one shard."""
     try:
@@ -130,14 +133,20 @@ def _tokenize_batch(rows: list[tuple[str, str, str]], tokenizer=None) -> tuple:
         sentences.extend(lines)
     if not sentences:
         return langs, keys, doc_sizes, np.zeros(0, np.int64), np.zeros(0, np.int32), 0
-    # ids only: the attention masks and type ids the tokenizer adds by default would triple the
-    # Python lists a batch makes (~36 bytes per token each)
-    ids = tokenizer(sentences, add_special_tokens=False, verbose=False, return_attention_mask=False,
-                    return_token_type_ids=False)["input_ids"]
-    lengths = np.fromiter((len(s) for s in ids), dtype=np.int64, count=len(ids))
-    flat = np.fromiter((t for s in ids for t in s), dtype=np.int32, count=int(lengths.sum()))
+    # The tokenizer returns Python lists (~36 bytes per token): ask for ids only (attention masks and
+    # type ids would triple them) and a bounded number of sentences per call, so memory does not
+    # grow with the length of a batch's documents.
+    all_lengths, all_flat = [], []
+    for start in range(0, len(sentences), SENTENCES_PER_CALL):
+        ids = tokenizer(sentences[start:start + SENTENCES_PER_CALL], add_special_tokens=False, verbose=False,
+                        return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        lengths = np.fromiter((len(s) for s in ids), dtype=np.int64, count=len(ids))
+        all_lengths.append(lengths)
+        all_flat.append(np.fromiter((t for s in ids for t in s), dtype=np.int32, count=int(lengths.sum())))
+        del ids
+    flat = np.concatenate(all_flat)
     unk = int(np.count_nonzero(flat == tokenizer.unk_token_id))
-    return langs, keys, doc_sizes, lengths, flat, unk
+    return langs, keys, doc_sizes, np.concatenate(all_lengths), flat, unk
 
 
 def _batches(shards: list[Shard]) -> Iterator[list[tuple[str, str, str]]]:
