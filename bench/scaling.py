@@ -101,7 +101,8 @@ def prepare(part: str, run: Path, workers: int) -> None:
         corpus, vocab = find_corpus(run / "mixture"), run / "vocab"
         tokenizer = load_tokenizer(vocab)
         inputs = input_fingerprint(corpus, tokenizer)
-        store = prepare_token_store(corpus, vocab, tokenizer, run / "pretrain" / "data" / "store", inputs,
+        # where `mbert pretrain` keeps it (inputs.prepare_data): pretrain.token_store, set by _pretrain_argv
+        store = prepare_token_store(corpus, vocab, tokenizer, Path(settings.token_store), inputs,
                                     settings.tokenize_workers, dist)
         if part == "instances":
             prepare_instances(store, run / "pretrain" / "data", inputs, settings, dist)
@@ -145,7 +146,11 @@ def run_factor(out: Path, size_mb: float, factor: int, workers: int) -> dict:
         stage("token store" if part == "store" else "instance index",
               [py, str(Path(__file__).resolve()), "--prepare", part, "--run", str(run), "--workers", str(workers)],
               output, mixture_bytes)
+    made_store = (run / "store" / "store.json").stat().st_mtime_ns  # pretraining must find it, not redo it
     stage("pretrain 50 steps", mbert + _pretrain_argv(run, workers), run / "pretrain", mixture_bytes)
+    if (run / "store" / "store.json").stat().st_mtime_ns != made_store:
+        raise SystemExit(f"scaling: pretraining rebuilt the token store in {run / 'store'}: the prepared one "
+                         f"was not where it reads it, so its figures include tokenisation")
     store = json.loads((run / "store" / "store.json").read_text())
     return {"factor": factor, "workers": workers, "size_mb": size_mb * factor, "languages": len(made),
             "dump_mb": round(compressed / 1e6, 2), "pages": sum(m["pages"] for m in made),
