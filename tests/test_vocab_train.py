@@ -328,3 +328,27 @@ def test_full_disk_is_one_line_and_keeps_the_earlier_vocabulary(tmp_path, corpus
     assert " is free;" in last and "Traceback" not in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert not list(tmp_path.glob(".vocab*"))
+
+
+def test_max_documents_trains_on_a_fixed_sample_of_the_documents(tmp_path, corpus):
+    """`vocab.max_documents` bounds what the trainer sees (its memory grows with distinct words):
+    about that many documents, the same ones every time, for either kind; a cap above the corpus
+    size changes nothing. (No `limit_alphabet` here: with it, HF's trainer breaks ties among
+    equally rare characters differently run to run, so vocabularies are not byte-identical.)"""
+    settings = dict(size=4000)
+    full = train_vocab(corpus["mixture"], tmp_path / "full", VocabSettings(**settings))
+    total = full["documents_read"]
+    assert full["documents_used"] == total
+    cap = total // 3
+    one = train_vocab(corpus["mixture"], tmp_path / "one", VocabSettings(**settings, max_documents=cap))
+    two = train_vocab(corpus["mixture"], tmp_path / "two", VocabSettings(**settings, max_documents=cap))
+    assert one["documents_read"] == total and abs(one["documents_used"] - cap) <= max(3, cap // 3)
+    assert one["chars_read"] < 0.6 * full["chars_read"]
+    assert (tmp_path / "one" / "vocab.txt").read_bytes() == (tmp_path / "two" / "vocab.txt").read_bytes()
+    assert (tmp_path / "one" / "vocab.txt").read_bytes() != (tmp_path / "full" / "vocab.txt").read_bytes()
+    spm = train_vocab(corpus["mixture"], tmp_path / "spm", VocabSettings(kind="sentencepiece", size=2000,
+                                                                          max_documents=cap))
+    assert spm["documents_used"] == one["documents_used"] and spm["chars_read"] == one["chars_read"]
+    above = train_vocab(corpus["mixture"], tmp_path / "above", VocabSettings(**settings, max_documents=10 * total))
+    assert (tmp_path / "above" / "vocab.txt").read_bytes() == (tmp_path / "full" / "vocab.txt").read_bytes()
+    assert above["documents_used"] == total

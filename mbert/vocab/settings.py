@@ -18,6 +18,9 @@ class VocabSettings:
     min_frequency: int = setting(2, min=0, help="WordPiece: a merge must occur at least this often")
     limit_alphabet: int = setting(0, min=0, help="WordPiece: keep only the N most frequent characters "
                                                  "as the initial alphabet (0 = every character seen)")
+    max_documents: int = setting(0, min=0, help="train on a uniform random sample of about this many "
+                                 "documents of the corpus (0 = all of them): bounds the trainer's memory, "
+                                 "which grows with the distinct words it sees")
     character_coverage: float = setting(0.9995, min=0.9, max=1.0,
                                         help="SentencePiece: share of characters the vocabulary covers")
     sp_max_sentences: int = setting(10_000_000, min=1000,

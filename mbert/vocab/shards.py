@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -28,6 +29,7 @@ class ReadStats:
     """What was streamed so far: documents, non-empty lines, characters and UTF-8 bytes."""
 
     documents: int = 0
+    documents_used: int = 0  # those kept by `keep` (all unless the corpus is sampled)
     lines: int = 0
     chars: int = 0
     bytes: int = 0
@@ -57,14 +59,17 @@ def count_documents(folder: CorpusFolder) -> int:
 
 
 def iter_line_batches(folder: CorpusFolder, stats: ReadStats | None = None, *, by_language: bool = False,
-                      languages: set[str] | None = None) -> Iterator[tuple[str | None, list[str]]]:
+                      languages: set[str] | None = None, keep: float = 1.0,
+                      seed: int = 0) -> Iterator[tuple[str | None, list[str]]]:
     """Yield (language, non-empty lines) per record batch.
 
     Mixture batches hold several languages: with `by_language` they are split per language,
-    otherwise the language is None. `languages` keeps only those languages. `stats` is updated as
-    batches are read (characters and bytes are counted in Arrow, not in Python)."""
+    otherwise the language is None. `languages` keeps only those languages. `keep` < 1 keeps each
+    document with that probability (seeded, in file order: the same sample every time). `stats` is
+    updated as batches are read (characters and bytes are counted in Arrow, not in Python)."""
     by_language = by_language or languages is not None
     stats = stats if stats is not None else ReadStats()
+    rng = np.random.default_rng(seed) if keep < 1.0 else None
     for shard in folder.shards:
         if languages is not None and shard.lang is not None and shard.lang not in languages:
             continue
@@ -72,6 +77,10 @@ def iter_line_batches(folder: CorpusFolder, stats: ReadStats | None = None, *, b
         columns = _columns(shard, pf)
         try:
             for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+                stats.documents += batch.num_rows
+                if rng is not None:
+                    batch = batch.filter(pa.array(rng.random(batch.num_rows) < keep))
+                stats.documents_used += batch.num_rows
                 yield from _batch_lines(shard, batch, stats, by_language, languages)
         except (OSError, pa.ArrowException) as exc:
             raise UserError(f"cannot read corpus shard {shard.path} ({exc}); rebuild the corpus") from None
@@ -89,7 +98,6 @@ def _lines_of(texts: pa.Array, stats: ReadStats) -> list[str]:
 
 def _batch_lines(shard: Shard, batch: pa.RecordBatch, stats: ReadStats, by_language: bool,
                  languages: set[str] | None) -> Iterator[tuple[str | None, list[str]]]:
-    stats.documents += batch.num_rows
     texts = batch.column("text")
     if shard.lang is not None:
         lines = _lines_of(texts, stats)

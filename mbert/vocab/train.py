@@ -90,6 +90,7 @@ def _train_vocab(corpus_dir: Path, out_dir: Path, settings: VocabSettings, track
             "corpus_layout": folder.layout,
             "corpus_fingerprint": fingerprint,
             "documents_read": stats.documents,
+            "documents_used": stats.documents_used,
             "lines_read": stats.lines,
             "chars_read": stats.chars,
             "bytes_read": stats.bytes,
@@ -119,8 +120,13 @@ def _train_vocab(corpus_dir: Path, out_dir: Path, settings: VocabSettings, track
 
 def _train(folder: CorpusFolder, settings: VocabSettings, stats: ReadStats, stage: Path):
     show = bars_shown()
-    with bar(total=count_documents(folder), desc="vocab: reading corpus", unit="doc") as progress:
-        source = _GuardedBatches(iter_line_batches(folder, stats), stats, progress)
+    documents = count_documents(folder)
+    keep = min(1.0, settings.max_documents / documents) if settings.max_documents and documents else 1.0
+    if keep < 1.0:
+        info(f"vocab: training on a sample of ~{settings.max_documents:,} of the corpus's {documents:,} "
+             f"documents (vocab.max_documents)")
+    with bar(total=documents, desc="vocab: reading corpus", unit="doc") as progress:
+        source = _GuardedBatches(iter_line_batches(folder, stats, keep=keep), stats, progress)
         if settings.kind == "wordpiece":
             tokenizer = train_wordpiece(source, size=settings.size, uncased=settings.uncased,
                                         min_frequency=settings.min_frequency,
