@@ -325,8 +325,8 @@ def _evaluate_model(checkpoint: Checkpoint, tokenizer, suite: Suite, specs: dict
                  f"(source dev {', '.join(f'{lr:g}: {dev:.4f}' for lr, dev in tried.items())})")
         for seed_index, seed in enumerate(seeds):
             key = run_key(model_print, data_prints[name], hyper, seed)
-            run = units.get(key)
-            if run is None or (seed_index == 0 and "predicted" not in run):
+            run = units.get(key, needs="predicted" if seed_index == 0 else None)
+            if run is None:
                 tuned = tuned_first if seed_index == 0 and tuned_first is not None else fine_tune(
                     checkpoint.path, task, tokenizer, hyper, seed=seed, device=device, fallback=fallback,
                     desc=f"{name} seed {seed}")

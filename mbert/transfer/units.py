@@ -67,17 +67,18 @@ class Units:
         self.folder, self.reuse = Path(folder), reuse
         self.reused = self.computed = 0
 
-    def get(self, key: str) -> dict | None:
+    def get(self, key: str, *, needs: str | None = None) -> dict | None:
+        """The unit stored under `key`, if it holds `needs` (e.g. the first seed's predictions)."""
         if not self.reuse:
             return None
         try:
             found = json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if isinstance(found, dict):
-            self.reused += 1
-            return found
-        return None
+        if not isinstance(found, dict) or (needs is not None and needs not in found):
+            return None
+        self.reused += 1
+        return found
 
     def put(self, key: str, value: dict) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
