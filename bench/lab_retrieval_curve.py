@@ -10,15 +10,50 @@ so a recipe can be planned on this curve without looking at test scores. Keep th
 
     python bench/lab_retrieval_curve.py runs/lab-fake/pretrain/mlm \
         --text ../shared/data/ud/en_lines-ud-train.conllu --sentences 1000 --json curve.json
+
+With `--mixture RUN/corpus/mixture --split held-out|seen`, the sentences are instead a seeded random
+sample (`--seed`) of the lines of `--text` that are not / are in the English half of the pretraining
+mixture (30-300 characters, each once): in-domain held-out text, or text the model was trained on.
+Comparing the three (another domain, the same domain unseen, seen) tells a domain or generalisation
+gap from a model that has not aligned its languages at all:
+
+    python bench/lab_retrieval_curve.py runs/lab-fake/pretrain/mlm --text ../shared/data/lab/en.txt \
+        --mixture runs/lab-fake/corpus/mixture --split seen
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 import time
 from pathlib import Path
+
+
+SHORTEST, LONGEST = 30, 300  # characters: no headings or one-word lines, no paragraphs cut at 128 tokens
+
+
+def mixture_sentences(mixture: Path, lang: str) -> set[str]:
+    """Every non-blank line of `lang`'s documents in a mixture folder."""
+    from mbert.corpus.layout import find_corpus
+    from mbert.pretrain.token_store import iter_documents
+
+    found: set[str] = set()
+    for shard in find_corpus(mixture).shards:
+        for rows in iter_documents(shard):
+            found.update(line.strip() for row_lang, _, text in rows if row_lang == lang
+                         for line in text.splitlines() if line.strip())
+    return found
+
+
+def split_sentences(sentences: list[str], trained: set[str], split: str, count: int, seed: int) -> list[str]:
+    """A seeded sample of `count` distinct sentences of 30-300 characters that are in `trained`
+    (split "seen") or not ("held-out")."""
+    eligible = sorted({s for s in sentences if SHORTEST <= len(s) <= LONGEST
+                       and (s in trained) == (split == "seen")})
+    random.Random(seed).shuffle(eligible)
+    return eligible[:count]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fake", default="en-fake", help="the fake language code (default en-fake)")
     parser.add_argument("--sentences", type=int, default=1000, help="first N sentences (default 1000)")
     parser.add_argument("--json", type=Path, help="also write the curve here")
+    parser.add_argument("--mixture", type=Path, help="the run's mixture folder: sample --text's lines by --split")
+    parser.add_argument("--split", choices=["held-out", "seen"], default="held-out",
+                        help="with --mixture: lines not in the mixture's English half, or lines in it")
+    parser.add_argument("--seed", type=int, default=0, help="with --mixture: the sample's seed (default 0)")
     args = parser.parse_args(argv)
 
     import torch
@@ -37,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     from transformers.utils import logging as hf_logging
 
     from mbert.pretrain.checkpoint import checkpoint_dirs
-    from mbert.transfer.retrieval import center_vectors, encode_sentences, fake_pairs, tatoeba_scores
+    from mbert.fake import base_language, fake_text
+    from mbert.transfer.retrieval import (center_vectors, encode_sentences, fake_pairs, read_sentences,
+                                          tatoeba_scores)
 
     hf_logging.set_verbosity_error()  # the MLM head in the weights is expected, not news
     model_dir = args.run / "model"
@@ -46,7 +87,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     config = AutoConfig.from_pretrained(model_dir)
-    fake, english = fake_pairs(args.text, [args.fake], args.sentences)[args.fake]
+    if args.mixture:
+        trained = mixture_sentences(args.mixture, base_language(args.fake))
+        english = split_sentences(read_sentences(args.text), trained, args.split, args.sentences, args.seed)
+        if not english:
+            print(f"error: no line of {args.text} is {args.split} for {args.mixture}", file=sys.stderr)
+            return 1
+        fake = [fake_text(sentence, args.fake) for sentence in english]
+        print(f"{len(english)} {args.split} sentences of {args.text} ({len(trained):,} English lines in the mixture)")
+    else:
+        fake, english = fake_pairs(args.text, [args.fake], args.sentences)[args.fake]
     layers = list(range(config.num_hidden_layers + 1))
 
     points = [(step, path) for step, path in checkpoint_dirs(args.run / "checkpoints")]
@@ -80,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
     if args.json:
         args.json.write_text(json.dumps({"run": str(args.run), "text": str(args.text),
+                                         "split": args.split if args.mixture else None,
                                          "sentences": len(english), "curve": curve}, indent=1))
     return 0
 

@@ -100,3 +100,41 @@ def test_report_opens_with_the_pretrained_against_random_headline(tmp_path):
     figures = tmp_path / "run" / "report" / "figures"
     assert (figures / "headline_lab_udpos.png").is_file() and (figures / "headline_lab_retrieval_layers.png").is_file()
     assert not (figures / "headline_lab_udpos_layers.png").exists()  # no by-layer scores there
+
+
+def test_retrieval_curve_splits_text_by_what_the_mixture_holds(repo_dir, tmp_path):
+    """bench/lab_retrieval_curve.py --mixture: "seen" sentences are exactly the English lines of the
+    mixture (never its fake half's, never another language's), "held-out" ones never are; both are a
+    seeded sample within the length bounds, each sentence once."""
+    import importlib.util
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    spec = importlib.util.spec_from_file_location("curve", repo_dir / "bench" / "lab_retrieval_curve.py")
+    curve = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(curve)
+
+    seen = [f"Sentence number {i} that the model was trained on." for i in range(40)]
+    unseen = [f"Sentence number {i} that the model never saw in training." for i in range(40)]
+    only_fake = "A sentence whose fake copy alone is in the mixture."
+    other_lang = "A line that only the Spanish half of the mixture holds."
+    mixture = tmp_path / "mixture"
+    mixture.mkdir()
+    rows = [{"lang": "en", "id": "1", "title": "a", "text": "\n".join(seen[:20])},
+            {"lang": "en", "id": "2", "title": "b", "text": "Short.\n" + "\n".join(seen[20:])},
+            {"lang": "en-fake", "id": "1", "title": "a", "text": fake_text(only_fake, "en-fake") + "\n" + only_fake},
+            {"lang": "es", "id": "3", "title": "c", "text": other_lang}]
+    pq.write_table(pa.Table.from_pylist(rows), mixture / "part-00000.parquet")
+
+    trained = curve.mixture_sentences(mixture, "en")
+    assert set(seen) | {"Short."} == trained
+    text = seen + unseen + [only_fake, other_lang, "Short.", "x" * 301] + seen[:5]  # repeats count once
+    got_seen = curve.split_sentences(text, trained, "seen", 100, seed=0)
+    got_held = curve.split_sentences(text, trained, "held-out", 100, seed=0)
+    assert sorted(got_seen) == sorted(seen)                       # "Short." and repeats left out
+    assert sorted(got_held) == sorted(unseen + [only_fake, other_lang])  # the 301-character line too
+    sample = curve.split_sentences(text, trained, "held-out", 10, seed=0)
+    assert len(sample) == 10 and sample == curve.split_sentences(text, trained, "held-out", 10, seed=0)
+    assert sample != curve.split_sentences(text, trained, "held-out", 10, seed=1)
+    assert sample != sorted(sample)  # a random sample, not the first lines in order
