@@ -471,19 +471,30 @@ def test_parallel_tokenization_gives_the_same_store(inputs, tmp_path):
 
 
 def test_tokenizing_a_batch_in_slices_gives_the_same_store(inputs, tmp_path, monkeypatch):
-    """The tokenizer sees a bounded number of sentences per call (flat memory for long documents);
-    slices that cut documents and batches anywhere give the same store."""
+    """The tokenizer sees a bounded number of sentences per call, and a batch a bounded amount of
+    text (flat memory for long documents); slices that cut documents and batches anywhere give the
+    same store, with one worker or two."""
     from mbert.pretrain import token_store
 
     corpus, vocab = inputs
     tokenizer = load_tokenizer(vocab)
-    whole = build_token_store(find_corpus(corpus).shards, vocab, tokenizer, tmp_path / "whole", "fp", workers=1)
-    monkeypatch.setattr(token_store, "SENTENCES_PER_CALL", 7)
-    sliced = build_token_store(find_corpus(corpus).shards, vocab, tokenizer, tmp_path / "sliced", "fp", workers=1)
+    shards = find_corpus(corpus).shards
+    whole = build_token_store(shards, vocab, tokenizer, tmp_path / "whole", "fp", workers=1)
     assert len(whole.doc_offsets) > 10 and len(whole.sentence_offsets) > 7 * 10  # many slices, cut anywhere
-    for name in ("tokens", "sentence_offsets", "doc_offsets", "doc_lang", "doc_key"):
-        assert np.array_equal(getattr(whole, name), getattr(sliced, name)), name
-    assert whole.info == sliced.info
+    documents = [r for s in shards for rows in token_store.iter_documents(s) for r in rows]
+    limit = max(len(r[2]) for r in documents) - 1  # the longest document alone, the others packed
+    monkeypatch.setattr(token_store, "SENTENCES_PER_CALL", 7)
+    monkeypatch.setattr(token_store, "BATCH_CHARACTERS", limit)
+    batches = list(token_store._batches(shards))
+    assert len(shards) < len(batches) < len(documents)
+    assert all(len(b) == 1 or sum(len(r[2]) for r in b) <= limit for b in batches)
+    assert any(len(b) == 1 and len(b[0][2]) > limit for b in batches)  # a longer document is never cut
+    assert [r for b in batches for r in b] == documents  # every document once, in order
+    for workers in (1, 2):
+        sliced = build_token_store(shards, vocab, tokenizer, tmp_path / f"sliced{workers}", "fp", workers=workers)
+        for name in ("tokens", "sentence_offsets", "doc_offsets", "doc_lang", "doc_key"):
+            assert np.array_equal(getattr(whole, name), getattr(sliced, name)), name
+        assert whole.info == sliced.info
 
 
 def test_bench_pretrain_json(capsys):

@@ -96,6 +96,8 @@ def _init_worker(vocab_dir: str) -> None:
 
 
 SENTENCES_PER_CALL = 4096  # sentences per tokenizer call: bounds its Python lists (~5 MB at 30 tokens each)
+BATCH_CHARACTERS = 1_000_000  # text per batch of documents: its lines, ids and the allocator's high-water
+                              # mark follow this, not 256 documents of whatever length they have
 
 
 def iter_documents(shard: Shard, batch_rows: int = 256) -> Iterator[list[tuple[str, str, str]]]:
@@ -150,8 +152,19 @@ def _tokenize_batch(rows: list[tuple[str, str, str]], tokenizer=None) -> tuple:
 
 
 def _batches(shards: list[Shard]) -> Iterator[list[tuple[str, str, str]]]:
+    """Runs of consecutive documents in corpus order, each at most BATCH_CHARACTERS of text (or one
+    longer document): the tokenising process's memory then does not grow with document length."""
     for shard in shards:
-        yield from iter_documents(shard)
+        for rows in iter_documents(shard):
+            batch, size = [], 0
+            for row in rows:
+                if batch and size + len(row[2]) > BATCH_CHARACTERS:
+                    yield batch
+                    batch, size = [], 0
+                batch.append(row)
+                size += len(row[2])
+            if batch:
+                yield batch
 
 
 def _ordered_results(shards: list[Shard], vocab_dir: Path, tokenizer, workers: int) -> Iterable[tuple]:
