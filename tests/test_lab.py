@@ -55,7 +55,7 @@ def test_tlm_pairs_each_sentence_with_its_fake_copy(data_dir, tmp_path):
         assert (row[I.LANG_A], row[I.LANG_B]) == (0, 1)
 
 
-@pytest.mark.parametrize("name", ["lab-fake.toml", "lab-real.toml"])
+@pytest.mark.parametrize("name", ["lab-fake.toml", "lab-fake-long.toml", "lab-real.toml"])
 def test_lab_recipes_validate(repo_dir, data_dir, monkeypatch, name):
     """The shipped lab recipes load and validate against the data kit (a typo fails here, not an hour in)."""
     monkeypatch.setenv("MBERT_DATA", str(data_dir))
