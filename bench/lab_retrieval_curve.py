@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text", type=Path, required=True,
                         help="English sentences: CoNLL-U (`# text =` lines) or one per line")
     parser.add_argument("--fake", default="en-fake", help="the fake language code (default en-fake)")
-    parser.add_argument("--sentences", type=int, default=1000, help="first N sentences (default 1000)")
+    parser.add_argument("--sentences", type=int, default=1000,
+                        help="N sentences: the first N, or with --mixture a sample of N (default 1000)")
     parser.add_argument("--json", type=Path, help="also write the curve here")
     parser.add_argument("--mixture", type=Path, help="the run's mixture folder: sample --text's lines by --split")
     parser.add_argument("--split", choices=["held-out", "seen"], default="held-out",
