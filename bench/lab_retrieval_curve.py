@@ -37,14 +37,10 @@ SHORTEST, LONGEST = 30, 300  # characters: no headings or one-word lines, no par
 def mixture_sentences(mixture: Path, lang: str) -> set[str]:
     """Every non-blank line of `lang`'s documents in a mixture folder."""
     from mbert.corpus.layout import find_corpus
-    from mbert.pretrain.token_store import iter_documents
+    from mbert.vocab.shards import iter_line_batches
 
-    found: set[str] = set()
-    for shard in find_corpus(mixture).shards:
-        for rows in iter_documents(shard):
-            found.update(line.strip() for row_lang, _, text in rows if row_lang == lang
-                         for line in text.splitlines() if line.strip())
-    return found
+    return {line.strip() for _, lines in iter_line_batches(find_corpus(mixture), languages={lang})
+            for line in lines if line.strip()}
 
 
 def split_sentences(sentences: list[str], trained: set[str], split: str, count: int, seed: int) -> list[str]:
