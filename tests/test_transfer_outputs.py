@@ -269,6 +269,22 @@ def test_an_interrupted_evaluation_redoes_only_the_runs_it_had_not_finished(tiny
     assert result["metrics"] == json.loads((reference / "metrics.json").read_text())
 
 
+def test_worker_processes_write_what_one_process_writes(tiny_model, data_dir, tmp_path):
+    """`workers = 2` fine-tunes the four runs in two processes and writes byte for byte what one
+    process writes, counting them as computed (not reused), with or without --no-reuse."""
+    suite = _units_suite(tmp_path / "suite.toml", data_dir)
+    reference = tmp_path / "reference"
+    evaluate(tiny_model, suite, reference, EvaluateSettings(suite=suite))
+    expected = json.loads((reference / "manifest.json").read_text())
+    for reuse in (True, False):
+        out = tmp_path / "eval"
+        evaluate(tiny_model, suite, out, EvaluateSettings(suite=suite, workers=2, threads=1, reuse=reuse))
+        assert _files(out) == _files(reference)
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert (manifest["units"]["computed"], manifest["units"]["reused"]) == (4, 0)
+        assert manifest["details"] == expected["details"]
+
+
 def test_finished_runs_follow_the_output_settings_only(tiny_model, data_dir, tmp_path, count_fine_tuning):
     """Runtime settings reuse every run; one more seed fine-tunes only that seed; other fine-tuning
     settings, other weights or --no-reuse fine-tune again."""

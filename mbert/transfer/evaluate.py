@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import time
 from collections import Counter
+from concurrent.futures import as_completed
+from multiprocessing import get_context
 from pathlib import Path
 
 import torch
@@ -31,7 +34,8 @@ from ..atomic import atomic_write_json, atomic_write_text, staging_dir
 from ..config import write_resolved
 from ..devices import resolve_device
 from ..errors import ConfigError, UserError
-from ..progress import info, summary
+from ..progress import info, set_quiet, summary
+from ..workers import process_pool
 from .checkpoints import (RANDOM_INIT, Checkpoint, check_checkpoint, load_encoder, make_aligned,
                           make_random_init, name_models)
 from .finetune import encode, fine_tune, gold_labels, predict, to_labels
@@ -135,10 +139,15 @@ def _run(checkpoints: list[Checkpoint], tokenizers: dict, suite: Suite, suite_pa
                        for name, task in data.items()}
         results: dict[str, MetricsJson] = {}
         details: dict[str, dict] = {}
+        if suite.alignment.enabled:
+            for position, checkpoint in enumerate(checkpoints):
+                checkpoints[position], alignment_stats[checkpoint.name] = _align(suite, checkpoint, work, device,
+                                                                                  seeds[0])
+        if settings.workers > 1:
+            _fine_tune_in_workers(checkpoints, tokenizers, suite, specs, data, seeds, device, settings, units,
+                                  data_prints)
         for position, checkpoint in enumerate(checkpoints):
             info(f"[evaluate] model {checkpoint.name} ({originals[checkpoint.name]})")
-            if suite.alignment.enabled:
-                checkpoint, alignment_stats[checkpoint.name] = _align(suite, checkpoint, work, device, seeds[0])
             prediction_dirs = [stage / "predictions"] if position == 0 else []
             if len(checkpoints) > 1:
                 prediction_dirs.append(stage / "models" / checkpoint.name / "predictions")
@@ -355,6 +364,52 @@ def _evaluate_model(checkpoint: Checkpoint, tokenizer, suite: Suite, specs: dict
                         write_xtreme(folder, name, lang, run["predicted"][lang], token_task=task.is_token_task)
         metrics[name] = {lang: aggregate(values) for lang, values in scores.items()}
     return metrics, details
+
+
+def _fine_tune_in_workers(checkpoints: list[Checkpoint], tokenizers: dict, suite: Suite,
+                          specs: dict[str, TaskSpec], data: dict[str, TaskData], seeds: list[int], device: str,
+                          settings: EvaluateSettings, units: Units, data_prints: dict[str, str]) -> None:
+    """Compute the missing fine-tuning units in `settings.workers` processes; the pass over the models
+    then reads them back like units of an earlier run (retrieval, predictions and the analysis stay
+    in this process). A job is one seed of a (model, task), or all seeds of one whose learning rate
+    is chosen first (the choice feeds every seed)."""
+    jobs = []
+    for checkpoint in checkpoints:
+        for name, spec in specs.items():
+            if spec.kind in RETRIEVAL_KINDS:
+                continue
+            per_seed = [[seed] for seed in seeds] if suite.hyper(spec).learning_rates is None else [seeds]
+            jobs += [(checkpoint, name, job_seeds) for job_seeds in per_seed]
+    if len(jobs) < 2:
+        return
+    workers = min(settings.workers, len(jobs))
+    threads = settings.threads or max(1, (os.cpu_count() or 1) // workers)
+    info(f"[evaluate] fine-tuning in {workers} worker processes ({threads} thread(s) each): {len(jobs)} job(s), "
+         f"finished units reused")
+    with process_pool(workers, mp_context=get_context("spawn"), initializer=_start_fine_tune_worker,
+                      initargs=(threads,)) as pool:
+        futures = {pool.submit(_fine_tune_job, checkpoint, tokenizers[checkpoint.name], suite, name, specs[name],
+                               data[name], job_seeds, device, settings, units.folder, data_prints[name]):
+                   (checkpoint.name, name, job_seeds) for checkpoint, name, job_seeds in jobs}
+        for done, future in enumerate(as_completed(futures), 1):
+            units.adopt(future.result())
+            model, name, job_seeds = futures[future]
+            info(f"[evaluate] {done}/{len(jobs)} fine-tuned: {model} / {name}, seed(s) {job_seeds}")
+
+
+def _start_fine_tune_worker(threads: int) -> None:
+    set_quiet(True)  # the parent reports each finished job; bars of parallel workers would interleave
+    torch.set_num_threads(threads)
+
+
+def _fine_tune_job(checkpoint: Checkpoint, tokenizer, suite: Suite, name: str, spec: TaskSpec, task: TaskData,
+                   seeds: list[int], device: str, settings: EvaluateSettings, folder: Path,
+                   data_print: str) -> list[str]:
+    """One worker job: the units of `seeds` of one (model, task), written to `folder`; returns their keys."""
+    units = Units(folder, reuse=settings.reuse)
+    _evaluate_model(checkpoint, tokenizer, suite, {name: spec}, {name: task}, seeds, device, [], None,
+                    settings, units, {name: data_print})  # no prediction or label files: the parent writes them
+    return units.written
 
 
 def _choose_learning_rate(checkpoint: Checkpoint, task: TaskData, tokenizer, hyper, seed: int, device: str,

@@ -23,6 +23,8 @@ class EvaluateSettings:
     device: str = setting("auto", runtime=True, help="torch device: auto (cuda when available), cpu, cuda, cuda:1, ...")
     threads: int = setting(0, min=0, runtime=True, help="CPU threads for torch; 0 = torch's default (1 is fastest for "
                                           "tiny models on a busy machine)")
+    workers: int = setting(1, min=1, runtime=True, help="processes fine-tuning at once, each with `threads` torch "
+                           "threads (0 threads = cores / workers); the results are those of one process")
     max_train_examples: int | None = setting(None, min=1, help="cap on training examples per task (overrides the suite)")
     max_eval_examples: int | None = setting(None, min=1, help="cap on test examples per language (overrides the suite)")
     random_init: bool = setting(False, help="also evaluate a random initialisation of the first model's shape")

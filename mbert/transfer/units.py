@@ -61,15 +61,19 @@ def choice_key(model: str, data: str, hyper, seed: int) -> str:
 
 
 class Units:
-    """Read and write units; with `reuse=False` nothing is read back, but every unit is still written."""
+    """Read and write units; with `reuse=False` nothing is read back, but every unit is still written
+    (units computed by this evaluation's own worker processes are read back either way)."""
 
     def __init__(self, folder: Path, *, reuse: bool = True):
         self.folder, self.reuse = Path(folder), reuse
         self.reused = self.computed = 0
+        self.written: list[str] = []  # keys put by this object
+        self.fresh: set[str] = set()  # keys computed by workers of this evaluation (see `adopt`)
 
     def get(self, key: str, *, needs: str | None = None) -> dict | None:
         """The unit stored under `key`, if it holds `needs` (e.g. the first seed's predictions)."""
-        if not self.reuse:
+        fresh = key in self.fresh
+        if not (self.reuse or fresh):
             return None
         try:
             found = json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))
@@ -77,10 +81,16 @@ class Units:
             return None
         if not isinstance(found, dict) or (needs is not None and needs not in found):
             return None
-        self.reused += 1
+        self.reused += not fresh
         return found
 
     def put(self, key: str, value: dict) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.folder / f"{key}.json", value)
         self.computed += 1
+        self.written.append(key)
+
+    def adopt(self, keys: list[str]) -> None:
+        """Count units that a worker process computed for this evaluation as computed here."""
+        self.fresh.update(keys)
+        self.computed += len(keys)
