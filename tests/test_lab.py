@@ -138,3 +138,29 @@ def test_retrieval_curve_splits_text_by_what_the_mixture_holds(repo_dir, tmp_pat
     assert len(sample) == 10 and sample == curve.split_sentences(text, trained, "held-out", 10, seed=0)
     assert sample != curve.split_sentences(text, trained, "held-out", 10, seed=1)
     assert sample != sorted(sample)  # a random sample, not the first lines in order
+
+
+def test_word_alignment_finds_every_word_when_the_fake_copy_is_the_word_itself(repo_dir, tiny_model, data_dir,
+                                                                               tmp_path, monkeypatch):
+    """bench/lab_word_alignment.py: with a "fake" mapping that leaves words as they are, each fake
+    word's vector is its original's, so the nearest English word is the original at every layer
+    (100 %); with the real mapping the same model finds few (fresh weights: no alignment)."""
+    import importlib.util
+
+    import mbert.fake
+
+    spec = importlib.util.spec_from_file_location("words", repo_dir / "bench" / "lab_word_alignment.py")
+    words = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(words)
+    args = [str(tiny_model), "--text", str(data_dir / "ud" / "en_lines-ud-train.conllu"), "--sentences", "40",
+            "--words", "30"]
+
+    assert words.main(args + ["--json", str(tmp_path / "real.json")]) == 0
+    real = json.loads((tmp_path / "real.json").read_text())
+    assert real["words"] == 30 and len(real["by_layer"]) == 3  # embeddings + 2 layers
+    assert all(0 <= v < 50 for v in real["by_layer"].values())
+
+    monkeypatch.setattr(mbert.fake, "fake_text", lambda text, code: text)
+    assert words.main(args + ["--json", str(tmp_path / "same.json")]) == 0
+    same = json.loads((tmp_path / "same.json").read_text())
+    assert same["by_layer"] == {"0": 100.0, "1": 100.0, "2": 100.0}

@@ -27,7 +27,7 @@ from mbert.pretrain.inputs import continuation_table, load_tokenizer  # noqa: E4
 from mbert.pretrain.model import PretrainingModel, build_config, build_hf_model, run_batch  # noqa: E402
 from mbert.pretrain.run_folder import is_complete  # noqa: E402
 from mbert.pretrain.settings import PRESETS  # noqa: E402
-from mbert.pretrain.token_store import TokenStore, build_token_store  # noqa: E402
+from mbert.pretrain.token_store import TokenStore, build_token_store, iter_documents  # noqa: E402
 from mbert.pretrain.train import NonFiniteLoss, pretrain  # noqa: E402
 
 
@@ -495,6 +495,24 @@ def test_tokenizing_a_batch_in_slices_gives_the_same_store(inputs, tmp_path, mon
         for name in ("tokens", "sentence_offsets", "doc_offsets", "doc_lang", "doc_key"):
             assert np.array_equal(getattr(whole, name), getattr(sliced, name)), name
         assert whole.info == sliced.info
+
+
+def test_token_ids_are_the_transformers_calls_even_with_truncation_saved_on(inputs):
+    """The store calls the tokenizer's Rust backend directly: the same ids as the transformers call,
+    also for a tokenizer whose file has truncation and padding switched on (they would cut and pad
+    every sentence)."""
+    from mbert.pretrain.token_store import _token_ids
+
+    corpus, vocab = inputs
+    tokenizer = load_tokenizer(vocab)
+    sentences = [line for shard in find_corpus(corpus).shards for rows in iter_documents(shard)
+                 for _, _, text in rows for line in text.split("\n") if line.strip()][:200]
+    expected = tokenizer(sentences, add_special_tokens=False)["input_ids"]
+    assert max(map(len, expected)) > 8 and min(map(len, expected)) < 8
+    assert _token_ids(tokenizer, sentences) == expected
+    tokenizer.backend_tokenizer.enable_truncation(max_length=8)
+    tokenizer.backend_tokenizer.enable_padding(length=8)
+    assert _token_ids(tokenizer, sentences) == expected
 
 
 def test_bench_pretrain_json(capsys):

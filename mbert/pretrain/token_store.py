@@ -13,6 +13,7 @@ Layout of a store folder (all little-endian, flat binary, read with `numpy.memma
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 from dataclasses import dataclass
@@ -140,15 +141,30 @@ def _tokenize_batch(rows: list[tuple[str, str, str]], tokenizer=None) -> tuple:
     # grow with the length of a batch's documents.
     all_lengths, all_flat = [], []
     for start in range(0, len(sentences), SENTENCES_PER_CALL):
-        ids = tokenizer(sentences[start:start + SENTENCES_PER_CALL], add_special_tokens=False, verbose=False,
-                        return_attention_mask=False, return_token_type_ids=False)["input_ids"]
-        lengths = np.fromiter((len(s) for s in ids), dtype=np.int64, count=len(ids))
+        ids = _token_ids(tokenizer, sentences[start:start + SENTENCES_PER_CALL])
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         all_lengths.append(lengths)
-        all_flat.append(np.fromiter((t for s in ids for t in s), dtype=np.int32, count=int(lengths.sum())))
+        all_flat.append(np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32, count=int(lengths.sum())))
         del ids
     flat = np.concatenate(all_flat)
     unk = int(np.count_nonzero(flat == tokenizer.unk_token_id))
     return langs, keys, doc_sizes, np.concatenate(all_lengths), flat, unk
+
+
+def _token_ids(tokenizer, sentences: list[str]) -> list[list[int]]:
+    """Token ids of each sentence, no special tokens. A fast tokenizer's Rust backend is called
+    directly (`encode_batch_fast`: no offsets, no per-sentence Python wrapper; ~20 % less CPU than
+    the transformers call, same ids); truncation and padding are switched off there first, as the
+    transformers call does, in case the tokenizer file was saved with them on."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or not hasattr(backend, "encode_batch_fast"):  # a slow tokenizer, or tokenizers < 0.20
+        return tokenizer(sentences, add_special_tokens=False, verbose=False, return_attention_mask=False,
+                         return_token_type_ids=False)["input_ids"]
+    if backend.truncation is not None:
+        backend.no_truncation()
+    if backend.padding is not None:
+        backend.no_padding()
+    return [encoding.ids for encoding in backend.encode_batch_fast(sentences, add_special_tokens=False)]
 
 
 def _batches(shards: list[Shard]) -> Iterator[list[tuple[str, str, str]]]:
