@@ -8,7 +8,7 @@ whitespace-separated token; the fake copy maps characters one to one, so words c
 position), it averages the word's contextual vectors (mean of its sub-words) over its occurrences
 in the English sentences and, separately, over the same occurrences in their fake copies, at every
 layer; then it reports the share of fake words whose nearest English word (cosine, after
-subtracting each language's mean word vector) is their original. Layer 0 is the embedding layer's
+subtracting each language's mean word vector, and raw) is their original. Layer 0 is the embedding layer's
 output. Chance is 1 / --words.
 
     python bench/lab_word_alignment.py runs/lab-fake-long/pretrain/model \
@@ -57,10 +57,12 @@ def word_vectors(model, tokenizer, sentences: list[list[str]], layers: list[int]
     return [{word: total / counts[word] for word, total in layer.items()} for layer in sums], counts
 
 
-def nearest_accuracy(fake: np.ndarray, english: np.ndarray) -> float:
-    """Share of rows of `fake` whose nearest row of `english` (cosine, each side centred) is the same row."""
+def nearest_accuracy(fake: np.ndarray, english: np.ndarray, *, center: bool = True) -> float:
+    """Share of rows of `fake` whose nearest row of `english` (cosine; with `center`, after
+    subtracting each side's mean) is the same row."""
     def unit(vectors: np.ndarray) -> np.ndarray:
-        vectors = vectors - vectors.mean(0, keepdims=True)
+        if center:
+            vectors = vectors - vectors.mean(0, keepdims=True)
         return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     return float((np.argmax(unit(fake) @ unit(english).T, axis=1) == np.arange(len(fake))).mean())
 
@@ -104,20 +106,22 @@ def main(argv: list[str] | None = None) -> int:
     fake_means, _ = word_vectors(model, tokenizer, fake, layers)
     words = [word for word, _ in en_counts.most_common(args.words)]
     fake_words = [fake_text(word, args.fake) for word in words]
-    by_layer = {}
+    by_layer, raw = {}, {}
     for slot, layer in enumerate(layers):
         en = np.stack([en_means[slot][w] for w in words])
         xx = np.stack([fake_means[slot][w] for w in fake_words])
         by_layer[layer] = round(100 * nearest_accuracy(xx, en), 1)
+        raw[layer] = round(100 * nearest_accuracy(xx, en, center=False), 1)
     best = max(by_layer, key=by_layer.get)
     print(f"{args.model}{' (random init)' if args.random_init else ''}: {len(words)} commonest words of "
-          f"{len(english)} sentences; fake word -> its English original, % by layer: "
-          f"{' '.join(f'L{k} {v}' for k, v in by_layer.items())}; best L{best} {by_layer[best]} "
-          f"(chance {100 / len(words):.1f})")
+          f"{len(english)} sentences; fake word -> its English original, % by layer, centred: "
+          f"{' '.join(f'L{k} {v}' for k, v in by_layer.items())} (best L{best} {by_layer[best]}); raw: "
+          f"{' '.join(f'L{k} {v}' for k, v in raw.items())} (chance {100 / len(words):.1f})")
     if args.json:
         args.json.write_text(json.dumps({"model": str(args.model), "random_init": args.random_init,
                                          "text": str(args.text), "sentences": len(english),
-                                         "words": len(words), "by_layer": by_layer}, indent=1))
+                                         "words": len(words), "by_layer": by_layer, "raw_by_layer": raw},
+                                        indent=1))
     return 0
 
 

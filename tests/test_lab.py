@@ -163,4 +163,4 @@ def test_word_alignment_finds_every_word_when_the_fake_copy_is_the_word_itself(r
     monkeypatch.setattr(mbert.fake, "fake_text", lambda text, code: text)
     assert words.main(args + ["--json", str(tmp_path / "same.json")]) == 0
     same = json.loads((tmp_path / "same.json").read_text())
-    assert same["by_layer"] == {"0": 100.0, "1": 100.0, "2": 100.0}
+    assert same["by_layer"] == same["raw_by_layer"] == {"0": 100.0, "1": 100.0, "2": 100.0}

@@ -156,6 +156,34 @@ def test_labels_on_first_subtoken_only(tiny_model, data_dir):
     assert len(short.input_ids) <= 8 and 0 < len(short.first_positions) < len(sentences[0].words)
 
 
+def test_keep_layers_fine_tunes_the_lower_layers_only(tiny_model, data_dir, tmp_path):
+    """`keep_layers = 1`: the fine-tuned model has layer 0 alone (the head reads it), its weights come
+    from the checkpoint's layer 0; keeping every layer is the same run as leaving it unset."""
+    from transformers import BertModel
+
+    def tune(**hyper):
+        suite = build(Suite, {"data": str(data_dir), "epochs": 1, "learning_rate": 1e-3, "batch_size": 16,
+                              "max_length": 64, **hyper,
+                              "tasks": {"pos": {"kind": "pos", "train": "udpos_xtreme/dev-en.tsv",
+                                                "dev": "udpos_xtreme/dev-en.tsv",
+                                                "test": "ud/pud/{lang}_pud-ud-test.conllu", "languages": ["en"],
+                                                "max_train_examples": 32, "max_dev_examples": 16}}},
+                      base_dir=tmp_path)
+        task = load_task(suite, "pos", suite.tasks["pos"])
+        return fine_tune(tiny_model, task, check_checkpoint(Checkpoint("tiny", tiny_model)),
+                         suite.hyper(suite.tasks["pos"]), seed=3, device="cpu", fallback="NOUN")
+
+    one = tune(keep_layers=1, freeze_embeddings=True, freeze_layers=1)  # nothing but the head moves
+    names = one.model.state_dict()
+    assert len(one.model.bert.encoder.layer) == 1 == one.model.config.num_hidden_layers
+    assert not [n for n in names if n.startswith("bert.encoder.layer.1.")]
+    before = BertModel.from_pretrained(tiny_model, add_pooling_layer=False).state_dict()
+    assert all(torch.equal(before[n.removeprefix("bert.")], v) for n, v in names.items()
+               if n.startswith("bert.encoder.layer.0."))
+    full, unset = tune(keep_layers=2), tune()
+    assert full.dev_scores == unset.dev_scores and len(full.model.bert.encoder.layer) == 2
+
+
 def test_frozen_parameters_stay_bit_identical(tiny_model, data_dir, tmp_path):
     from transformers import BertModel
 
@@ -327,7 +355,13 @@ languages = ["de", "xx"]
     # more frozen layers than the model has: refused before training, nothing written
     deep = _write_suite(tmp_path / "deep.toml", suite.read_text().replace("epochs = 1", "epochs = 1\nfreeze_layers = 5"))
     code = main(["evaluate", "--model", str(tiny_model), "--suite", str(deep), "--out", str(out), "--wandb", "off"])
-    assert code == 2 and "freeze_layers exceeds the 2 layers of model tiny" in capsys.readouterr().err
+    assert code == 2 and "freeze_layers or keep_layers exceeds the 2 layers of model tiny" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob(".out.*"))
+    # more frozen layers than are kept
+    kept = _write_suite(tmp_path / "kept.toml", suite.read_text().replace(
+        "epochs = 1", "epochs = 1\nfreeze_layers = 2\nkeep_layers = 1"))
+    code = main(["evaluate", "--model", str(tiny_model), "--suite", str(kept), "--out", str(out), "--wandb", "off"])
+    assert code == 2 and "freeze_layers = 2 but keep_layers = 1" in capsys.readouterr().err
     assert not out.exists() and not list(tmp_path.glob(".out.*"))
 
 

@@ -197,9 +197,15 @@ def _load_all(suite: Suite, specs: dict[str, TaskSpec], settings: EvaluateSettin
 
 
 def _check_depth(checkpoints: list[Checkpoint], suite: Suite, specs: dict[str, TaskSpec]) -> None:
-    """Refuse freeze_layers or retrieval layers deeper than a model before any training starts."""
-    wanted = {name: suite.hyper(spec).freeze_layers or 0 for name, spec in specs.items()
-              if spec.kind not in RETRIEVAL_KINDS}
+    """Refuse freeze_layers, keep_layers or retrieval layers deeper than a model before any training
+    starts."""
+    wanted = {name: max(suite.hyper(spec).freeze_layers or 0, suite.hyper(spec).keep_layers or 0)
+              for name, spec in specs.items() if spec.kind not in RETRIEVAL_KINDS}
+    for name, spec in specs.items():
+        hyper = suite.hyper(spec)
+        if spec.kind not in RETRIEVAL_KINDS and hyper.keep_layers and (hyper.freeze_layers or 0) > hyper.keep_layers:
+            raise ConfigError(f"task {name}: freeze_layers = {hyper.freeze_layers} but keep_layers = "
+                              f"{hyper.keep_layers} keeps fewer layers; freeze at most {hyper.keep_layers}")
     pooled = {name: [spec.layer] * (spec.layer is not None) + ([] if spec.layers == "all" else list(spec.layers))
               for name, spec in specs.items() if spec.kind in RETRIEVAL_KINDS}
     for checkpoint in checkpoints:
@@ -207,8 +213,8 @@ def _check_depth(checkpoints: list[Checkpoint], suite: Suite, specs: dict[str, T
         depth = config.get("num_hidden_layers")
         too_deep = [f"{task} ({k})" for task, k in wanted.items() if isinstance(depth, int) and k > depth]
         if too_deep:
-            raise ConfigError(f"freeze_layers exceeds the {depth} layers of model {checkpoint.name} for task(s) "
-                              f"{', '.join(too_deep)}; use at most {depth}")
+            raise ConfigError(f"freeze_layers or keep_layers exceeds the {depth} layers of model "
+                              f"{checkpoint.name} for task(s) {', '.join(too_deep)}; use at most {depth}")
         missing = [f"{task} (layer {k})" for task, ks in pooled.items() for k in ks
                    if isinstance(depth, int) and k > depth]
         if missing:

@@ -129,6 +129,21 @@ def load_task_model(model_dir: Path, task: TaskData) -> torch.nn.Module:
                                    ignore_mismatched_sizes=True)
 
 
+def keep_lower_layers(model: torch.nn.Module, layers: int) -> None:
+    """Drop every encoder layer above the lowest `layers`: the task head then reads layer `layers`
+    (middle layers of a multilingual model can be more language-neutral than its last)."""
+    base = model.base_model
+    encoder_layers = getattr(getattr(base, "encoder", None), "layer", None)
+    if encoder_layers is None:
+        raise UserError(f"cannot drop layers of {type(base).__name__}: it has no encoder.layer "
+                        "(a BERT-family model is needed); leave keep_layers unset")
+    if layers > len(encoder_layers):
+        raise UserError(f"keep_layers = {layers} but the model has {len(encoder_layers)} layers; "
+                        f"use at most {len(encoder_layers)}")
+    base.encoder.layer = encoder_layers[:layers]
+    model.config.num_hidden_layers = layers
+
+
 def freeze(model: torch.nn.Module, *, embeddings: bool, layers: int) -> list[str]:
     """Fix the embeddings and/or the lowest `layers` encoder layers; returns the frozen names."""
     base = model.base_model
@@ -202,6 +217,8 @@ def fine_tune(model_dir: Path, task: TaskData, tokenizer, hyper: HyperParameters
     """Train on the source language's training examples; keep the epoch best on the source dev set."""
     set_seed(seed)
     model = load_task_model(model_dir, task).to(device)
+    if hyper.keep_layers is not None:
+        keep_lower_layers(model, hyper.keep_layers)
     frozen = freeze(model, embeddings=bool(hyper.freeze_embeddings), layers=int(hyper.freeze_layers or 0))
     train = encode(task, tokenizer, task.train, hyper.max_length)
     dev = encode(task, tokenizer, task.dev, hyper.max_length)

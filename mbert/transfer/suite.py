@@ -48,6 +48,8 @@ class HyperParameters:
     weight_decay: float | None = setting(None, min=0.0)
     freeze_embeddings: bool | None = setting(None, help="keep the embedding layer fixed (Wu & Dredze 2019)")
     freeze_layers: int | None = setting(None, min=0, help="keep the lowest k encoder layers fixed")
+    keep_layers: int | None = setting(None, min=1, help="fine-tune on the lowest k encoder layers only: the "
+                                      "upper ones are dropped and the classifier reads layer k (unset = all)")
 
 
 DEFAULT_HYPER = HyperParameters(epochs=2, learning_rate=5e-5, batch_size=32, eval_batch_size=64,
