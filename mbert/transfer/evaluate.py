@@ -388,6 +388,7 @@ def _fine_tune_in_workers(checkpoints: list[Checkpoint], tokenizers: dict, suite
             jobs += [(checkpoint, name, job_seeds) for job_seeds in per_seed]
     if len(jobs) < 2:
         return
+    jobs.sort(key=lambda job: -len(job[2]))  # the longest (a rate choice and every seed) first: less idle at the end
     workers = min(settings.workers, len(jobs))
     threads = settings.threads or max(1, (os.cpu_count() or 1) // workers)
     info(f"[evaluate] fine-tuning in {workers} worker processes ({threads} thread(s) each): {len(jobs)} job(s), "
