@@ -55,7 +55,7 @@ def test_tlm_pairs_each_sentence_with_its_fake_copy(data_dir, tmp_path):
         assert (row[I.LANG_A], row[I.LANG_B]) == (0, 1)
 
 
-@pytest.mark.parametrize("name", ["lab-fake.toml", "lab-fake-long.toml", "lab-real.toml"])
+@pytest.mark.parametrize("name", ["lab-fake.toml", "lab-fake-long.toml", "lab-real.toml", "lab-real-long.toml"])
 def test_lab_recipes_validate(repo_dir, data_dir, monkeypatch, name):
     """The shipped lab recipes load and validate against the data kit (a typo fails here, not an hour in)."""
     monkeypatch.setenv("MBERT_DATA", str(data_dir))
@@ -164,3 +164,28 @@ def test_word_alignment_finds_every_word_when_the_fake_copy_is_the_word_itself(r
     assert words.main(args + ["--json", str(tmp_path / "same.json")]) == 0
     same = json.loads((tmp_path / "same.json").read_text())
     assert same["by_layer"] == same["raw_by_layer"] == {"0": 100.0, "1": 100.0, "2": 100.0}
+
+
+def test_tag_confusion_counts_each_gold_tag_and_its_commonest_prediction(repo_dir, tmp_path):
+    """bench/tag_confusion.py: per gold tag, its words, the share tagged right and the tag most often
+    given instead; gold and predictions of different test sets are refused."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("confusion", repo_dir / "bench" / "tag_confusion.py")
+    confusion = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(confusion)
+    labels = tmp_path / "labels" / "udpos"
+    predictions = tmp_path / "models" / "mlm" / "predictions" / "udpos"
+    labels.mkdir(parents=True)
+    predictions.mkdir(parents=True)
+    (labels / "test-xx.tsv").write_text("a\tDET\nb\tNOUN\n\nc\tDET\nd\tADP\ne\tDET\n", encoding="utf-8")
+    (predictions / "test-xx.tsv").write_text("a\tADP\nb\tNOUN\n\nc\tADP\nd\tDET\ne\tDET\n", encoding="utf-8")
+    gold = confusion.read_tags(labels / "test-xx.tsv")
+    assert gold == ["DET", "NOUN", "DET", "ADP", "DET"]
+    table = confusion.confusion(gold, confusion.read_tags(predictions / "test-xx.tsv"))
+    assert table == {"DET": {"count": 3, "accuracy": 33.3, "commonest": "ADP"},
+                     "NOUN": {"count": 1, "accuracy": 100.0, "commonest": "NOUN"},
+                     "ADP": {"count": 1, "accuracy": 0.0, "commonest": "DET"}}
+    assert confusion.main([str(tmp_path), "--task", "udpos", "--lang", "xx", "--model", "mlm"]) == 0
+    (predictions / "test-xx.tsv").write_text("a\tADP\n", encoding="utf-8")
+    assert confusion.main([str(tmp_path), "--task", "udpos", "--lang", "xx", "--model", "mlm"]) == 1
