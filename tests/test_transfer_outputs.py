@@ -270,18 +270,26 @@ def test_an_interrupted_evaluation_redoes_only_the_runs_it_had_not_finished(tiny
 
 
 def test_worker_processes_write_what_one_process_writes(tiny_model, data_dir, tmp_path):
-    """`workers = 2` fine-tunes the four runs in two processes and writes byte for byte what one
-    process writes, counting them as computed (not reused), with or without --no-reuse."""
-    suite = _units_suite(tmp_path / "suite.toml", data_dir)
+    """`workers = 2` fine-tunes in two processes and writes byte for byte what one process writes,
+    counting the units as computed (not reused), with or without --no-reuse: udpos chooses its rate
+    (one job: the choice, then both seeds), xnli has one job per seed."""
+    suite = write_suite(tmp_path / "suite.toml", data_dir, seeds=[1, 2], epochs=1, learning_rate=3e-3,
+                        max_length=32,
+                        tasks={"udpos": task(UDPOS, ["en", "de"], max_train_examples=40, max_dev_examples=10,
+                                             max_eval_examples=20, learning_rates=[1e-6, 3e-3]),
+                               "xnli": task(XNLI, ["en", "de"], max_train_examples=16, max_dev_examples=8,
+                                            max_eval_examples=8)})
     reference = tmp_path / "reference"
     evaluate(tiny_model, suite, reference, EvaluateSettings(suite=suite))
     expected = json.loads((reference / "manifest.json").read_text())
+    assert expected["details"]["tiny"]["udpos"]["1"]["learning_rate_dev_scores"]  # the rate was chosen
     for reuse in (True, False):
         out = tmp_path / "eval"
         evaluate(tiny_model, suite, out, EvaluateSettings(suite=suite, workers=2, threads=1, reuse=reuse))
         assert _files(out) == _files(reference)
         manifest = json.loads((out / "manifest.json").read_text())
-        assert (manifest["units"]["computed"], manifest["units"]["reused"]) == (4, 0)
+        # units: the rate choice and 2 udpos runs, 2 xnli runs
+        assert (manifest["units"]["computed"], manifest["units"]["reused"]) == (5, 0)
         assert manifest["details"] == expected["details"]
 
 
