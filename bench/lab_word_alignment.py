@@ -42,9 +42,12 @@ def word_vectors(model, tokenizer, sentences: list[list[str]], layers: list[int]
                               max_length=max_length, return_tensors="pt")
             hidden = model(**batch, output_hidden_states=True).hidden_states
             for row, words in enumerate(chunk):
-                owners = batch.word_ids(row)
+                positions_of: dict[int, list[int]] = {}  # word index -> its sub-word positions
+                for position, owner in enumerate(batch.word_ids(row)):
+                    if owner is not None:
+                        positions_of.setdefault(owner, []).append(position)
                 for index, word in enumerate(words):
-                    positions = [p for p, owner in enumerate(owners) if owner == index]
+                    positions = positions_of.get(index)
                     if not positions:
                         continue
                     counts[word] += 1

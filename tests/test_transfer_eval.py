@@ -156,22 +156,27 @@ def test_labels_on_first_subtoken_only(tiny_model, data_dir):
     assert len(short.input_ids) <= 8 and 0 < len(short.first_positions) < len(sentences[0].words)
 
 
+def _tune_english_pos(model: Path, data_dir: Path, tmp_path: Path, *, train_examples: int, **hyper):
+    """One fine-tuning run (seed 3, one epoch) on the first English UD dev sentences."""
+    suite = build(Suite, {"data": str(data_dir), "epochs": 1, "learning_rate": 1e-3, "batch_size": 16,
+                          "max_length": 64, **hyper,
+                          "tasks": {"pos": {"kind": "pos", "train": "udpos_xtreme/dev-en.tsv",
+                                            "dev": "udpos_xtreme/dev-en.tsv",
+                                            "test": "ud/pud/{lang}_pud-ud-test.conllu", "languages": ["en"],
+                                            "max_train_examples": train_examples, "max_dev_examples": 16}}},
+                  base_dir=tmp_path)
+    task = load_task(suite, "pos", suite.tasks["pos"])
+    return fine_tune(model, task, check_checkpoint(Checkpoint("tiny", model)), suite.hyper(suite.tasks["pos"]),
+                     seed=3, device="cpu", fallback="NOUN")
+
+
 def test_keep_layers_fine_tunes_the_lower_layers_only(tiny_model, data_dir, tmp_path):
     """`keep_layers = 1`: the fine-tuned model has layer 0 alone (the head reads it), its weights come
     from the checkpoint's layer 0; keeping every layer is the same run as leaving it unset."""
     from transformers import BertModel
 
     def tune(**hyper):
-        suite = build(Suite, {"data": str(data_dir), "epochs": 1, "learning_rate": 1e-3, "batch_size": 16,
-                              "max_length": 64, **hyper,
-                              "tasks": {"pos": {"kind": "pos", "train": "udpos_xtreme/dev-en.tsv",
-                                                "dev": "udpos_xtreme/dev-en.tsv",
-                                                "test": "ud/pud/{lang}_pud-ud-test.conllu", "languages": ["en"],
-                                                "max_train_examples": 32, "max_dev_examples": 16}}},
-                      base_dir=tmp_path)
-        task = load_task(suite, "pos", suite.tasks["pos"])
-        return fine_tune(tiny_model, task, check_checkpoint(Checkpoint("tiny", tiny_model)),
-                         suite.hyper(suite.tasks["pos"]), seed=3, device="cpu", fallback="NOUN")
+        return _tune_english_pos(tiny_model, data_dir, tmp_path, train_examples=32, **hyper)
 
     one = tune(keep_layers=1, freeze_embeddings=True, freeze_layers=1)  # nothing but the head moves
     names = one.model.state_dict()
@@ -187,17 +192,8 @@ def test_keep_layers_fine_tunes_the_lower_layers_only(tiny_model, data_dir, tmp_
 def test_frozen_parameters_stay_bit_identical(tiny_model, data_dir, tmp_path):
     from transformers import BertModel
 
-    suite = build(Suite, {"data": str(data_dir), "freeze_embeddings": True, "freeze_layers": 1, "epochs": 1,
-                          "learning_rate": 1e-3, "batch_size": 16, "max_length": 64,
-                          "tasks": {"pos": {"kind": "pos", "train": "udpos_xtreme/dev-en.tsv",
-                                            "dev": "udpos_xtreme/dev-en.tsv",
-                                            "test": "ud/pud/{lang}_pud-ud-test.conllu", "languages": ["en"],
-                                            "max_train_examples": 64, "max_dev_examples": 16}}},
-                  base_dir=tmp_path)
-    task = load_task(suite, "pos", suite.tasks["pos"])
-    tokenizer = check_checkpoint(Checkpoint("tiny", tiny_model))
-    tuned = fine_tune(tiny_model, task, tokenizer, suite.hyper(suite.tasks["pos"]), seed=3, device="cpu",
-                      fallback="NOUN")
+    tuned = _tune_english_pos(tiny_model, data_dir, tmp_path, train_examples=64, freeze_embeddings=True,
+                              freeze_layers=1)
     before = BertModel.from_pretrained(tiny_model, add_pooling_layer=False).state_dict()
     after = {name.removeprefix("bert."): value for name, value in tuned.model.state_dict().items()}
     frozen = [n for n in before if n.startswith(("embeddings.", "encoder.layer.0."))]

@@ -199,13 +199,15 @@ def _load_all(suite: Suite, specs: dict[str, TaskSpec], settings: EvaluateSettin
 def _check_depth(checkpoints: list[Checkpoint], suite: Suite, specs: dict[str, TaskSpec]) -> None:
     """Refuse freeze_layers, keep_layers or retrieval layers deeper than a model before any training
     starts."""
-    wanted = {name: max(suite.hyper(spec).freeze_layers or 0, suite.hyper(spec).keep_layers or 0)
-              for name, spec in specs.items() if spec.kind not in RETRIEVAL_KINDS}
+    wanted = {}  # task -> the deepest layer it fixes or keeps
     for name, spec in specs.items():
-        hyper = suite.hyper(spec)
-        if spec.kind not in RETRIEVAL_KINDS and hyper.keep_layers and (hyper.freeze_layers or 0) > hyper.keep_layers:
-            raise ConfigError(f"task {name}: freeze_layers = {hyper.freeze_layers} but keep_layers = "
-                              f"{hyper.keep_layers} keeps fewer layers; freeze at most {hyper.keep_layers}")
+        if spec.kind in RETRIEVAL_KINDS:
+            continue
+        frozen, kept = suite.hyper(spec).freeze_layers or 0, suite.hyper(spec).keep_layers
+        if kept and frozen > kept:
+            raise ConfigError(f"task {name}: freeze_layers = {frozen} but keep_layers = {kept} keeps fewer "
+                              f"layers; freeze at most {kept}")
+        wanted[name] = max(frozen, kept or 0)
     pooled = {name: [spec.layer] * (spec.layer is not None) + ([] if spec.layers == "all" else list(spec.layers))
               for name, spec in specs.items() if spec.kind in RETRIEVAL_KINDS}
     for checkpoint in checkpoints:
