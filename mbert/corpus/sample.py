@@ -249,16 +249,24 @@ def _emit(clean_dir: Path, entries: dict, copies_by_lang: dict, blocks_by_lang: 
     bucket_files = [w.close() for w in writers]
     output = RotatingWriter(out, MIXTURE_SCHEMA, shard_bytes=shard_bytes)
     for path in bucket_files:
-        rows = list(iter_rows(path, MIXTURE_SCHEMA.names))
-        rng.shuffle(rows)
-        for row in rows:
-            output.write(**row)
+        _shuffle_into(path, rng, output)
         path.unlink()
     parts = output.close()
     bucket_dir.rmdir()
     if not parts:
         parts = [ShardWriter(out / "part-00000.parquet", MIXTURE_SCHEMA).close()]
     return parts
+
+
+def _shuffle_into(bucket: Path, rng: random.Random, output: RotatingWriter) -> None:
+    """One bucket, read whole and shuffled, into the output parts. A function of its own so that
+    the bucket's rows are freed before the next one is read: a variable of the loop above held them
+    until it was rebound, so two buckets were in memory at once (peak RSS 1.2 GB instead of 0.8 at
+    x4 of the scaling runs)."""
+    rows = list(iter_rows(bucket, MIXTURE_SCHEMA.names))
+    rng.shuffle(rows)
+    for row in rows:
+        output.write(**row)
 
 
 def _plot(p: dict, q: dict, path: Path, smoothing: float) -> Path:
