@@ -62,7 +62,7 @@ def make_vocab(data_dir: Path, out: Path, langs: tuple[str, ...] = LANGS, vocab_
     for lang in langs:
         for doc in kit_documents(data_dir, lang, 60):
             sentences.extend(doc.split("\n"))
-    wordpiece = train_wordpiece([sentences], size=vocab_size, uncased=False, min_frequency=1, limit_alphabet=0,
+    wordpiece = train_wordpiece([sentences], size=vocab_size, uncased=False, min_frequency=1,
                                 show_progress=False)
     out.mkdir(parents=True, exist_ok=True)
     BertTokenizerFast(vocab=wordpiece.get_vocab(with_added_tokens=False), do_lower_case=False,

@@ -15,7 +15,7 @@ def write_test_vocab(folder: Path, texts: list[Path], size: int) -> Path:
     from mbert.vocab.wordpiece import train_wordpiece, vocab_lines
 
     lines = [line for path in texts for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
-    wordpiece = train_wordpiece([lines], size=size, uncased=False, min_frequency=2, limit_alphabet=0,
+    wordpiece = train_wordpiece([lines], size=size, uncased=False, min_frequency=2,
                                 show_progress=False)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.txt").write_text("".join(entry + "\n" for entry in vocab_lines(wordpiece)), encoding="utf-8")

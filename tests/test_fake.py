@@ -133,7 +133,7 @@ def test_wordpiece_on_real_and_fake_text_shares_only_special_tokens(data_dir):
     tokenisations never use the same entry, apart from [CLS]/[SEP]; their token counts match."""
     lines = _lines(data_dir, "en", 1500)
     copies = [fake_text(line, "en-fake") for line in lines]
-    tokenizer = train_wordpiece([lines, copies], size=1500, uncased=False, min_frequency=2, limit_alphabet=0,
+    tokenizer = train_wordpiece([lines, copies], size=1500, uncased=False, min_frequency=2,
                                 show_progress=False)
     real_ids = [tokenizer.encode(line).ids for line in lines]
     fake_ids = [tokenizer.encode(copy).ids for copy in copies]

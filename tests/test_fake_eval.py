@@ -73,7 +73,7 @@ def _fake_aware_model(folder: Path, data_dir: Path, tie: bool) -> Path:
              if line.strip()][:1000]
     lines += [" ".join(sentence.words) for sentence in read_conllu(data_dir / PUD)[:80]]
     wordpiece = train_wordpiece([lines, [fake_text(line, "en-fake") for line in lines]], size=2000,
-                                uncased=False, min_frequency=2, limit_alphabet=0, show_progress=False)
+                                uncased=False, min_frequency=2, show_progress=False)
     folder.mkdir(parents=True)
     (folder / "vocab.txt").write_text("".join(e + "\n" for e in vocab_lines(wordpiece)), encoding="utf-8")
     tokenizer = BertTokenizer(vocab=str(folder / "vocab.txt"), do_lower_case=False)

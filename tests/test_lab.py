@@ -22,7 +22,7 @@ def _vocab(sentences: list[str], out: Path) -> Path:
 
     from mbert.vocab.wordpiece import train_wordpiece
 
-    wordpiece = train_wordpiece([sentences], size=1500, uncased=False, min_frequency=1, limit_alphabet=0,
+    wordpiece = train_wordpiece([sentences], size=1500, uncased=False, min_frequency=1,
                                 show_progress=False)
     BertTokenizerFast(vocab=wordpiece.get_vocab(with_added_tokens=False), do_lower_case=False,
                       tokenize_chinese_chars=True, strip_accents=False).save_pretrained(str(out))

@@ -140,7 +140,7 @@ def test_wordpiece_is_deterministic_and_as_good_as_wordpiece_trainer(data_dir):
 
     langs = ["en", "de", "ru", "hi", "zh"]
     lines = [line for lang in langs for doc in kit_documents(data_dir, lang, 1000) for line in doc.split("\n")]
-    options = dict(size=4000, uncased=False, min_frequency=2, limit_alphabet=0, show_progress=False)
+    options = dict(size=4000, uncased=False, min_frequency=2, show_progress=False)
     first, second = (vocab_lines(train_wordpiece([lines], **options)) for _ in range(2))
     assert first == second and len(first) == 4000 and first[:5] == list(SPECIAL_TOKENS)
 
@@ -159,6 +159,40 @@ def test_wordpiece_is_deterministic_and_as_good_as_wordpiece_trainer(data_dir):
 
     (our_pieces, our_unknown), (their_pieces, their_unknown) = pieces(ours), pieces(reference)
     assert our_pieces <= 1.02 * their_pieces and our_unknown <= their_unknown + 5
+
+
+def test_a_limited_alphabet_keeps_the_most_frequent_characters_and_is_deterministic(tmp_path, corpus):
+    """`vocab.limit_alphabet`: the N most frequent characters are kept, ties at the cut broken by
+    code point, the same every run (HF's own cut breaks them in hash order: 6 runs gave 6
+    vocabularies); a character left out is not in the vocabulary and tokenises to [UNK]."""
+    from collections import Counter
+
+    from transformers import AutoTokenizer
+
+    from mbert.corpus.layout import find_corpus
+    from mbert.vocab.shards import iter_line_batches
+    from mbert.vocab.wordpiece import frequent_characters
+
+    counts = Counter()
+    for _, lines in iter_line_batches(find_corpus(corpus["mixture"])):
+        counts.update("".join(lines).replace(" ", ""))
+    ranked = sorted(counts, key=lambda c: (-counts[c], c))
+    limit = SMALL["limit_alphabet"]
+    assert counts[ranked[limit - 1]] == counts[ranked[limit]]  # a tie at the cut: what made runs differ
+    kept = set(ranked[:limit])
+    batches = (lines for _, lines in iter_line_batches(find_corpus(corpus["mixture"])))
+    assert set(frequent_characters(batches, limit, uncased=False)) == kept
+
+    vocabs = []
+    for run in range(3):
+        train_vocab(corpus["mixture"], tmp_path / str(run), VocabSettings(**SMALL))
+        vocabs.append((tmp_path / str(run) / "vocab.txt").read_bytes())
+    assert vocabs[0] == vocabs[1] == vocabs[2]
+    entries = vocabs[0].decode("utf-8").split("\n")[:-1]
+    singles = {e for e in entries if len(e) == 1} - set(SPECIALS)
+    assert singles == kept
+    dropped = ranked[limit]
+    assert AutoTokenizer.from_pretrained(str(tmp_path / "0")).tokenize(dropped) == ["[UNK]"]
 
 
 def test_fast_and_slow_identical_on_tatoeba_and_pud(wordpiece, data_dir):
@@ -333,15 +367,14 @@ def test_full_disk_is_one_line_and_keeps_the_earlier_vocabulary(tmp_path, corpus
 def test_max_documents_trains_on_a_fixed_sample_of_the_documents(tmp_path, corpus):
     """`vocab.max_documents` bounds what the trainer sees (its memory grows with distinct words):
     about that many documents, the same ones every time, for either kind; a cap above the corpus
-    size changes nothing. (No `limit_alphabet` here: with it, HF's trainer breaks ties among
-    equally rare characters differently run to run, so vocabularies are not byte-identical.)"""
+    size changes nothing."""
     settings = dict(size=4000)
     full = train_vocab(corpus["mixture"], tmp_path / "full", VocabSettings(**settings))
     total = full["documents_read"]
     assert full["documents_used"] == total
     cap = total // 3
     one = train_vocab(corpus["mixture"], tmp_path / "one", VocabSettings(**settings, max_documents=cap))
-    two = train_vocab(corpus["mixture"], tmp_path / "two", VocabSettings(**settings, max_documents=cap))
+    train_vocab(corpus["mixture"], tmp_path / "two", VocabSettings(**settings, max_documents=cap))
     assert one["documents_read"] == total and abs(one["documents_used"] - cap) <= max(3, cap // 3)
     assert one["chars_read"] < 0.6 * full["chars_read"]
     assert (tmp_path / "one" / "vocab.txt").read_bytes() == (tmp_path / "two" / "vocab.txt").read_bytes()

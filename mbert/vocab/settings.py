@@ -17,7 +17,8 @@ class VocabSettings:
     sp_model_type: Literal["unigram", "bpe"] = setting("unigram", help="SentencePiece algorithm")
     min_frequency: int = setting(2, min=0, help="WordPiece: a merge must occur at least this often")
     limit_alphabet: int = setting(0, min=0, help="WordPiece: keep only the N most frequent characters "
-                                                 "as the initial alphabet (0 = every character seen)")
+                                                 "(ties by code point; one more pass over the corpus); the "
+                                                 "others become [UNK] (0 = every character seen)")
     max_documents: int = setting(0, min=0, help="train on a uniform random sample of about this many "
                                  "documents of the corpus (0 = all of them): bounds the trainer's memory, "
                                  "which grows with the distinct words it sees")

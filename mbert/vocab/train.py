@@ -26,7 +26,7 @@ from ..corpus.layout import CorpusFolder, corpus_fingerprint, find_corpus
 from .shards import ReadStats, count_documents, iter_line_batches
 from .special import SPECIAL_IDS
 from .tokenizer_files import save_tokenizer_folder
-from .wordpiece import train_wordpiece
+from .wordpiece import frequent_characters, train_wordpiece
 
 def is_complete(out_dir: Path) -> bool:
     """True when `out_dir` holds a finished vocabulary written by this stage."""
@@ -125,12 +125,23 @@ def _train(folder: CorpusFolder, settings: VocabSettings, stats: ReadStats, stag
     if keep < 1.0:
         info(f"vocab: training on a sample of ~{settings.max_documents:,} of the corpus's {documents:,} "
              f"documents (vocab.max_documents)")
+    alphabet = None
+    if settings.kind == "wordpiece" and settings.limit_alphabet:
+        # a pass of its own: the trainer must be given the alphabet before it reads the text
+        with bar(total=documents, desc="vocab: counting characters", unit="doc") as progress:
+            counted = ReadStats()
+
+            def batches() -> Iterator[list[str]]:
+                for _, lines in iter_line_batches(folder, counted, keep=keep):
+                    progress.update(counted.documents - progress.n)
+                    yield lines
+            alphabet = frequent_characters(batches(), settings.limit_alphabet, uncased=settings.uncased)
     with bar(total=documents, desc="vocab: reading corpus", unit="doc") as progress:
         source = _GuardedBatches(iter_line_batches(folder, stats, keep=keep), stats, progress)
         if settings.kind == "wordpiece":
             tokenizer = train_wordpiece(source, size=settings.size, uncased=settings.uncased,
-                                        min_frequency=settings.min_frequency,
-                                        limit_alphabet=settings.limit_alphabet, show_progress=show)
+                                        min_frequency=settings.min_frequency, alphabet=alphabet,
+                                        show_progress=show)
         else:
             try:
                 model = train_sentencepiece(

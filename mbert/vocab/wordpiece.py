@@ -16,13 +16,16 @@ order as it meets them, and merges of equal count are ordered by those numbers. 
 greedy merge algorithm (its `BpeTrainer`, which `WordPieceTrainer` wraps) on words whose start is
 marked by one extra symbol, so that every initial symbol is a character of the alphabet, which the
 trainer numbers in sorted order. A merged piece that begins with the mark is a word-initial piece,
-any other one is a `##` piece."""
+any other one is a `##` piece. Its `limit_alphabet` is not deterministic either (characters of equal
+count at the cut are dropped in hash order), so a limited alphabet is chosen here
+(`frequent_characters`: by count, then code point) and handed to the trainer as its initial alphabet."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Iterable, Iterator
+from collections import Counter
+from typing import Iterable, Iterator, Sequence
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
@@ -54,10 +57,22 @@ def new_wordpiece_tokenizer(uncased: bool) -> Tokenizer:
     return tokenizer
 
 
+def frequent_characters(batches: Iterable[list[str]], limit: int, *, uncased: bool) -> list[str]:
+    """The `limit` most frequent characters of the text as the tokenizer sees it (normalised,
+    whitespace dropped), ties broken by code point: the alphabet `train_wordpiece` keeps."""
+    normalizer = bert_normalizer(uncased)
+    counts: Counter[str] = Counter()
+    for lines in batches:
+        counts.update(normalizer.normalize_str("\n".join(lines)))  # one call per batch: cheaper
+    ranked = sorted((char for char in counts if not char.isspace()), key=lambda char: (-counts[char], char))
+    return sorted(ranked[:limit])
+
+
 def train_wordpiece(batches: Iterable[list[str]], *, size: int, uncased: bool, min_frequency: int,
-                    limit_alphabet: int, show_progress: bool) -> Tokenizer:
+                    show_progress: bool, alphabet: Sequence[str] | None = None) -> Tokenizer:
     """Train on batches of sentences (deterministically, see the module docstring). The special
-    tokens take ids 0-4 (see `special.py`)."""
+    tokens take ids 0-4 (see `special.py`). `alphabet` (e.g. from `frequent_characters`): keep only
+    these characters, the others are dropped from the words; None keeps every character seen."""
     inner_chars: set[str] = set()
     marked = Tokenizer(models.BPE(unk_token=UNK))
     marked.normalizer = bert_normalizer(uncased)
@@ -68,7 +83,10 @@ def train_wordpiece(batches: Iterable[list[str]], *, size: int, uncased: bool, m
     # characters are in it anyway). How many there will be is unknown before training, so the
     # trainer may make up to twice the size; the first `size` useful entries are kept (merges are
     # greedy, so they are what a trainer stopped at exactly that point would give).
-    options = {"limit_alphabet": limit_alphabet + 1} if limit_alphabet else {}  # absent: no limit
+    # every character of the initial alphabet outranks every other one, so the trainer's cut to
+    # `limit_alphabet` (one more, for the mark) drops exactly the others, whatever their counts
+    options = ({"initial_alphabet": [*alphabet, WORD_START], "limit_alphabet": len(alphabet) + 1}
+               if alphabet is not None else {})
     trainer = trainers.BpeTrainer(vocab_size=2 * size, min_frequency=min_frequency,
                                   special_tokens=list(SPECIAL_TOKENS), show_progress=show_progress, **options)
     marked.train_from_iterator(_noting_inner_chars(batches, inner_chars), trainer=trainer)
