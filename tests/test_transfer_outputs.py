@@ -323,3 +323,42 @@ def test_finished_runs_follow_the_output_settings_only(tiny_model, data_dir, tmp
     model.save_pretrained(changed)
     AutoTokenizer.from_pretrained(tiny_model).save_pretrained(changed)
     assert runs(EvaluateSettings(suite=suite), model=changed) == 4
+
+
+def test_workers_start_only_for_units_still_to_compute(tiny_model, data_dir, tmp_path, monkeypatch):
+    """With `workers = 2`, finished units are not sent to worker processes: a second evaluation of
+    the same output starts no processes at all, and one missing unit is computed in this process
+    (starting workers costs more than one job)."""
+    suite = write_suite(tmp_path / "suite.toml", data_dir, seeds=[1, 2], epochs=1, learning_rate=3e-3,
+                        max_length=32,
+                        tasks={"udpos": task(UDPOS, ["en", "de"], max_train_examples=40, max_dev_examples=10,
+                                             max_eval_examples=20, learning_rates=[1e-6, 3e-3]),
+                               "xnli": task(XNLI, ["en", "de"], max_train_examples=16, max_dev_examples=8,
+                                            max_eval_examples=8)})
+    pools = []
+    real_pool = evaluate_module.process_pool
+
+    def counting_pool(workers, **kwargs):
+        pools.append(workers)
+        return real_pool(workers, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "process_pool", counting_pool)
+    out = tmp_path / "eval"
+    settings = EvaluateSettings(suite=suite, workers=2, threads=1)
+    evaluate(tiny_model, suite, out, settings)
+    assert pools == [2]  # jobs: udpos (rate choice + both seeds), xnli seed 1, xnli seed 2
+    first = _files(out)
+
+    evaluate(tiny_model, suite, out, settings)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert pools == [2] and (manifest["units"]["computed"], manifest["units"]["reused"]) == (0, 5)
+    assert _files(out) == first
+
+    units = tmp_path / ".eval.units"
+    choice = [p for p in units.glob("*.json") if "tried" in json.loads(p.read_text())]
+    assert len(choice) == 1
+    choice[0].unlink()  # udpos must choose its rate again (its two runs are then found)
+    evaluate(tiny_model, suite, out, settings)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert pools == [2] and (manifest["units"]["computed"], manifest["units"]["reused"]) == (1, 4)
+    assert _files(out) == first

@@ -383,12 +383,15 @@ def _fine_tune_in_workers(checkpoints: list[Checkpoint], tokenizers: dict, suite
     is chosen first (the choice feeds every seed)."""
     jobs = []
     for checkpoint in checkpoints:
+        model_print = checkpoint_print(checkpoint.path)
         for name, spec in specs.items():
             if spec.kind in RETRIEVAL_KINDS:
                 continue
-            per_seed = [[seed] for seed in seeds] if suite.hyper(spec).learning_rates is None else [seeds]
-            jobs += [(checkpoint, name, job_seeds) for job_seeds in per_seed]
-    if len(jobs) < 2:
+            hyper = suite.hyper(spec)
+            per_seed = [[seed] for seed in seeds] if hyper.learning_rates is None else [seeds]
+            jobs += [(checkpoint, name, job_seeds) for job_seeds in per_seed
+                     if not _job_done(units, model_print, data_prints[name], hyper, job_seeds, seeds[0])]
+    if len(jobs) < 2:  # one job runs as fast in this process, without starting workers
         return
     jobs.sort(key=lambda job: -len(job[2]))  # the longest (a rate choice and every seed) first: less idle at the end
     workers = min(settings.workers, len(jobs))
@@ -404,6 +407,17 @@ def _fine_tune_in_workers(checkpoints: list[Checkpoint], tokenizers: dict, suite
             units.adopt(future.result())
             model, name, job_seeds = futures[future]
             info(f"[evaluate] {done}/{len(jobs)} fine-tuned: {model} / {name}, seed(s) {job_seeds}")
+
+
+def _job_done(units: Units, model_print: str, data_print: str, hyper, job_seeds: list[int], first_seed: int) -> bool:
+    """Whether every unit of a job is stored already (the pass over the models then reads them)."""
+    if hyper.learning_rates:
+        chosen = units.peek(choice_key(model_print, data_print, hyper, first_seed))
+        if chosen is None:
+            return False
+        hyper = dataclasses.replace(hyper, learning_rate=chosen["learning_rate"])
+    return all(units.peek(run_key(model_print, data_print, hyper, seed),
+                          needs="predicted" if seed == first_seed else None) is not None for seed in job_seeds)
 
 
 def _start_fine_tune_worker(threads: int) -> None:

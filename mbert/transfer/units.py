@@ -72,8 +72,13 @@ class Units:
 
     def get(self, key: str, *, needs: str | None = None) -> dict | None:
         """The unit stored under `key`, if it holds `needs` (e.g. the first seed's predictions)."""
-        fresh = key in self.fresh
-        if not (self.reuse or fresh):
+        found = self.peek(key, needs=needs)
+        self.reused += found is not None and key not in self.fresh
+        return found
+
+    def peek(self, key: str, *, needs: str | None = None) -> dict | None:
+        """As `get`, without counting the unit as reused (to plan work)."""
+        if not (self.reuse or key in self.fresh):
             return None
         try:
             found = json.loads((self.folder / f"{key}.json").read_text(encoding="utf-8"))
@@ -81,7 +86,6 @@ class Units:
             return None
         if not isinstance(found, dict) or (needs is not None and needs not in found):
             return None
-        self.reused += not fresh
         return found
 
     def put(self, key: str, value: dict) -> None:
