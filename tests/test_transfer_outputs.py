@@ -269,16 +269,20 @@ def test_an_interrupted_evaluation_redoes_only_the_runs_it_had_not_finished(tiny
     assert result["metrics"] == json.loads((reference / "metrics.json").read_text())
 
 
+def _workers_suite(path: Path, data_dir: Path) -> Path:
+    """udpos chooses its rate (one job: the choice, then both seeds); xnli has one job per seed."""
+    return write_suite(path, data_dir, seeds=[1, 2], epochs=1, learning_rate=3e-3, max_length=32,
+                       tasks={"udpos": task(UDPOS, ["en", "de"], max_train_examples=40, max_dev_examples=10,
+                                            max_eval_examples=20, learning_rates=[1e-6, 3e-3]),
+                              "xnli": task(XNLI, ["en", "de"], max_train_examples=16, max_dev_examples=8,
+                                           max_eval_examples=8)})
+
+
 def test_worker_processes_write_what_one_process_writes(tiny_model, data_dir, tmp_path):
     """`workers = 2` fine-tunes in two processes and writes byte for byte what one process writes,
     counting the units as computed (not reused), with or without --no-reuse: udpos chooses its rate
     (one job: the choice, then both seeds), xnli has one job per seed."""
-    suite = write_suite(tmp_path / "suite.toml", data_dir, seeds=[1, 2], epochs=1, learning_rate=3e-3,
-                        max_length=32,
-                        tasks={"udpos": task(UDPOS, ["en", "de"], max_train_examples=40, max_dev_examples=10,
-                                             max_eval_examples=20, learning_rates=[1e-6, 3e-3]),
-                               "xnli": task(XNLI, ["en", "de"], max_train_examples=16, max_dev_examples=8,
-                                            max_eval_examples=8)})
+    suite = _workers_suite(tmp_path / "suite.toml", data_dir)
     reference = tmp_path / "reference"
     evaluate(tiny_model, suite, reference, EvaluateSettings(suite=suite))
     expected = json.loads((reference / "manifest.json").read_text())
@@ -329,12 +333,7 @@ def test_workers_start_only_for_units_still_to_compute(tiny_model, data_dir, tmp
     """With `workers = 2`, finished units are not sent to worker processes: a second evaluation of
     the same output starts no processes at all, and one missing unit is computed in this process
     (starting workers costs more than one job)."""
-    suite = write_suite(tmp_path / "suite.toml", data_dir, seeds=[1, 2], epochs=1, learning_rate=3e-3,
-                        max_length=32,
-                        tasks={"udpos": task(UDPOS, ["en", "de"], max_train_examples=40, max_dev_examples=10,
-                                             max_eval_examples=20, learning_rates=[1e-6, 3e-3]),
-                               "xnli": task(XNLI, ["en", "de"], max_train_examples=16, max_dev_examples=8,
-                                            max_eval_examples=8)})
+    suite = _workers_suite(tmp_path / "suite.toml", data_dir)
     pools = []
     real_pool = evaluate_module.process_pool
 
