@@ -7,6 +7,12 @@ of `corpus extract`'s and the token store's memory in the README's scaling secti
     python bench/rss_timeline.py -m mbert --quiet corpus extract --lang en --source DUMP --out OUT --workers 1
     python bench/rss_timeline.py bench/scaling.py --prepare store --run RUN --workers 1
 
+The last line splits the highest RSS seen into anonymous memory (the process's own) and file-backed
+pages (shared libraries, memory-mapped token store and index: page cache the kernel can drop), from
+`/proc/self/status`:
+
+    python bench/rss_timeline.py -m mbert --quiet pretrain --corpus RUN/mixture --vocab RUN/vocab ...
+
 The sampler thread itself adds a little memory; compare peaks with `/usr/bin/time -v` without it.
 """
 
@@ -29,6 +35,16 @@ def _rss_mb() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
+_peak = {"VmRSS": 0, "RssAnon": 0, "RssFile": 0}  # kB, at the highest VmRSS sampled
+
+
+def _note_peak() -> None:
+    with open("/proc/self/status") as handle:
+        now = {line.split(":")[0]: int(line.split()[1]) for line in handle if line.split(":")[0] in _peak}
+    if now.get("VmRSS", 0) >= _peak["VmRSS"]:
+        _peak.update(now)
+
+
 def _where(thread_id: int) -> str:
     frame = sys._current_frames().get(thread_id)
     frames = [f for f in traceback.extract_stack(frame) if "mbert" in f.filename or "pyarrow" in f.filename]
@@ -39,6 +55,7 @@ def _watch(main_thread: int, started: float) -> None:
     last = 0.0
     while True:
         rss = _rss_mb()
+        _note_peak()
         if abs(rss - last) >= STEP_MB:
             allocated = getattr(sys.modules.get("pyarrow"), "total_allocated_bytes", None)  # once imported
             pool = f"{allocated() / 1e6:5.0f}" if allocated else "    -"
@@ -67,7 +84,9 @@ def main() -> int:
             run(target, run_name="__main__")
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3:.0f} MB", file=sys.stderr)
+    print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3:.0f} MB; at the highest sample "
+          f"{_peak['VmRSS'] / 1e3:.0f} MB = anonymous {_peak['RssAnon'] / 1e3:.0f} MB + file-backed "
+          f"{_peak['RssFile'] / 1e3:.0f} MB", file=sys.stderr)
     return code
 
 
