@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         build = {}
         for workers in sorted({1, args.workers}):
             start = time.perf_counter()
-            store = build_token_store(shards, vocab, tokenizer, root / f"store{workers}", "bench", workers)
+            store = build_token_store(shards, tokenizer, root / f"store{workers}", "bench", workers)
             build[workers] = time.perf_counter() - start
         settings = tiny_settings(model=args.model, steps=args.steps, batch_size=args.batch_size,
                                  max_seq_length=args.seq_len, log_every=1, eval_every=10 ** 6,

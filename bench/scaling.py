@@ -102,7 +102,7 @@ def prepare(part: str, run: Path, workers: int) -> None:
         tokenizer = load_tokenizer(vocab)
         inputs = input_fingerprint(corpus, tokenizer)
         # where `mbert pretrain` keeps it (inputs.prepare_data): pretrain.token_store, set by _pretrain_argv
-        store = prepare_token_store(corpus, vocab, tokenizer, Path(settings.token_store), inputs,
+        store = prepare_token_store(corpus, tokenizer, Path(settings.token_store), inputs,
                                     settings.tokenize_workers, dist)
         if part == "instances":
             prepare_instances(store, run / "pretrain" / "data", inputs, settings, dist)

@@ -54,7 +54,7 @@ def read_log(out: Path) -> list[dict]:
 def test_token_store_keeps_sentences_documents_and_languages(inputs, tmp_path):
     corpus, vocab = inputs
     tokenizer = load_tokenizer(vocab)
-    store = build_token_store(find_corpus(corpus).shards, vocab, tokenizer, tmp_path / "store", "fp", workers=1)
+    store = build_token_store(find_corpus(corpus).shards, tokenizer, tmp_path / "store", "fp", workers=1)
     table = pq.read_table(sorted(corpus.glob("part-*.parquet"))[0]).to_pylist()
     first = table[0]
     sentences = [s for s in first["text"].split("\n") if s.strip()]
@@ -77,13 +77,13 @@ def test_clean_layout_is_accepted(data_dir, inputs, tmp_path):
         pq.write_table(pa.table({"id": [str(i) for i in range(len(docs))], "title": ["t"] * len(docs),
                                  "text": docs}), tmp_path / "clean" / lang / "part-00000.parquet")
     shards = find_corpus(tmp_path / "clean").shards
-    store = build_token_store(shards, vocab, load_tokenizer(vocab), tmp_path / "store", "fp", workers=1)
+    store = build_token_store(shards, load_tokenizer(vocab), tmp_path / "store", "fp", workers=1)
     assert sorted(store.languages) == ["de", "en"] and store.n_documents == 10
 
 
 def test_instances_pack_sentences_within_documents(inputs, tmp_path):
     corpus, vocab = inputs
-    store = build_token_store(find_corpus(corpus).shards, vocab, load_tokenizer(vocab), tmp_path / "s", "fp", workers=1)
+    store = build_token_store(find_corpus(corpus).shards, load_tokenizer(vocab), tmp_path / "s", "fp", workers=1)
     rng = np.random.default_rng(0)
     docs = np.arange(store.n_documents)
     plain = I.build_instances(store, docs, 64, 0.0, False, rng)
@@ -463,8 +463,8 @@ def test_compiled_and_bf16_runs_match_the_fp32_eager_run(inputs, tmp_path):
 def test_parallel_tokenization_gives_the_same_store(inputs, tmp_path):
     corpus, vocab = inputs
     tokenizer = load_tokenizer(vocab)
-    one = build_token_store(find_corpus(corpus).shards, vocab, tokenizer, tmp_path / "one", "fp", workers=1)
-    two = build_token_store(find_corpus(corpus).shards, vocab, tokenizer, tmp_path / "two", "fp", workers=2)
+    one = build_token_store(find_corpus(corpus).shards, tokenizer, tmp_path / "one", "fp", workers=1)
+    two = build_token_store(find_corpus(corpus).shards, tokenizer, tmp_path / "two", "fp", workers=2)
     for name in ("tokens", "sentence_offsets", "doc_offsets", "doc_lang", "doc_key"):
         assert np.array_equal(getattr(one, name), getattr(two, name)), name
     assert one.info == two.info
@@ -479,7 +479,7 @@ def test_tokenizing_a_batch_in_slices_gives_the_same_store(inputs, tmp_path, mon
     corpus, vocab = inputs
     tokenizer = load_tokenizer(vocab)
     shards = find_corpus(corpus).shards
-    whole = build_token_store(shards, vocab, tokenizer, tmp_path / "whole", "fp", workers=1)
+    whole = build_token_store(shards, tokenizer, tmp_path / "whole", "fp", workers=1)
     assert len(whole.doc_offsets) > 10 and len(whole.sentence_offsets) > 7 * 10  # many slices, cut anywhere
     documents = [r for s in shards for rows in token_store.iter_documents(s) for r in rows]
     limit = max(len(r[2]) for r in documents) - 1  # the longest document alone, the others packed
@@ -491,17 +491,17 @@ def test_tokenizing_a_batch_in_slices_gives_the_same_store(inputs, tmp_path, mon
     assert any(len(b) == 1 and len(b[0][2]) > limit for b in batches)  # a longer document is never cut
     assert [r for b in batches for r in b] == documents  # every document once, in order
     for workers in (1, 2):
-        sliced = build_token_store(shards, vocab, tokenizer, tmp_path / f"sliced{workers}", "fp", workers=workers)
+        sliced = build_token_store(shards, tokenizer, tmp_path / f"sliced{workers}", "fp", workers=workers)
         for name in ("tokens", "sentence_offsets", "doc_offsets", "doc_lang", "doc_key"):
             assert np.array_equal(getattr(whole, name), getattr(sliced, name)), name
         assert whole.info == sliced.info
 
 
 def test_token_ids_are_the_transformers_calls_even_with_truncation_saved_on(inputs):
-    """The store calls the tokenizer's Rust backend directly: the same ids as the transformers call,
-    also for a tokenizer whose file has truncation and padding switched on (they would cut and pad
-    every sentence)."""
-    from mbert.pretrain.token_store import _token_ids
+    """The store calls a copy of the tokenizer's Rust backend directly: the same ids as the
+    transformers call, also for a tokenizer whose file has truncation and padding switched on (they
+    would cut and pad every sentence), and the caller's tokenizer is left as it was."""
+    from mbert.pretrain.token_store import Encoder
 
     corpus, vocab = inputs
     tokenizer = load_tokenizer(vocab)
@@ -509,10 +509,31 @@ def test_token_ids_are_the_transformers_calls_even_with_truncation_saved_on(inpu
                  for _, _, text in rows for line in text.split("\n") if line.strip()][:200]
     expected = tokenizer(sentences, add_special_tokens=False)["input_ids"]
     assert max(map(len, expected)) > 8 and min(map(len, expected)) < 8
-    assert _token_ids(tokenizer, sentences) == expected
+    assert Encoder(tokenizer).ids(sentences) == expected
     tokenizer.backend_tokenizer.enable_truncation(max_length=8)
     tokenizer.backend_tokenizer.enable_padding(length=8)
-    assert _token_ids(tokenizer, sentences) == expected
+    assert Encoder(tokenizer).ids(sentences) == expected
+    assert tokenizer.backend_tokenizer.truncation["max_length"] == 8  # the caller's tokenizer untouched
+
+
+def test_a_worker_tokenizes_without_importing_transformers(inputs, tmp_path):
+    """Workers receive the Rust backend, not the transformers tokenizer: each would otherwise spend
+    ~3 CPU-seconds importing transformers, which kept two workers below 1.8x one at ~250 MB."""
+    import pickle
+    import subprocess
+
+    from mbert.pretrain.token_store import Encoder
+
+    corpus, vocab = inputs
+    tokenizer = load_tokenizer(vocab)
+    sentences = ["Der Hund schläft.", "The dog sleeps in the garden."]
+    (tmp_path / "encoder.pkl").write_bytes(pickle.dumps(Encoder(tokenizer)))
+    script = ("import pickle, sys; encoder = pickle.load(open(sys.argv[1], 'rb')); "
+              "print(encoder.ids(sys.argv[2:]), encoder.unk_id, 'transformers' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "encoder.pkl"), *sentences],
+                          capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+    expected = tokenizer(sentences, add_special_tokens=False)["input_ids"]
+    assert done.stdout.split() == f"{expected} {tokenizer.unk_token_id} False".split()
 
 
 def test_bench_pretrain_json(capsys):

@@ -48,8 +48,7 @@ def large_store(data_dir: Path, vocab_dir: Path, tmp_path_factory):
     """The token store of 300 kit documents in 5 languages: enough instances for tight shares."""
     root = tmp_path_factory.mktemp("large")
     corpus = make_mixture(data_dir, root / "mixture", langs=("en", "de", "fr", "es", "it"), max_docs=60, shards=1)
-    return build_token_store(find_corpus(corpus).shards, vocab_dir, load_tokenizer(vocab_dir), root / "store", "fp",
-                             workers=1)
+    return build_token_store(find_corpus(corpus).shards, load_tokenizer(vocab_dir), root / "store", "fp", workers=1)
 
 
 def vocabulary(vocab_dir: Path) -> tuple[Vocabulary, object]:
@@ -61,7 +60,7 @@ def prepared_data(corpus: Path, vocab: Path, out: Path, **overrides) -> Training
     """A run's training data as `pretrain` prepares it: `step_batches(step)` is exactly what step `step` trains on."""
     settings = tiny_settings(**{"steps": 100, **overrides})
     folder, tokenizer = find_corpus(corpus), load_tokenizer(vocab)
-    return prepare_data(folder, vocab, tokenizer, out, settings, input_fingerprint(folder, tokenizer),
+    return prepare_data(folder, tokenizer, out, settings, input_fingerprint(folder, tokenizer),
                         Distributed(cuda=False))
 
 

@@ -134,12 +134,12 @@ class TrainingData:
         return {kind: int(np.count_nonzero(kinds == kind)) * self.settings.batch_size for kind in self.sources}
 
 
-def prepare_data(corpus: CorpusFolder, vocab_dir: Path, tokenizer, out_dir: Path, settings: PretrainSettings,
+def prepare_data(corpus: CorpusFolder, tokenizer, out_dir: Path, settings: PretrainSettings,
                  inputs: str, dist: Distributed) -> TrainingData:
     """Build (first process) or reuse the token store and the instance index, then load them in every
     process. `inputs` is `input_fingerprint(corpus, tokenizer)`."""
     s = settings
-    store = prepare_token_store(corpus, vocab_dir, tokenizer, Path(s.token_store) if s.token_store
+    store = prepare_token_store(corpus, tokenizer, Path(s.token_store) if s.token_store
                                 else Path(out_dir) / "data" / "store", inputs, s.tokenize_workers, dist)
     train, held = prepare_instances(store, Path(out_dir) / "data", inputs, s, dist)
     if len(train) == 0:
@@ -159,8 +159,8 @@ def prepare_data(corpus: CorpusFolder, vocab_dir: Path, tokenizer, out_dir: Path
                         padding_share=I.padding_share(train, s.max_seq_length, 3 if s.nsp else 2))
 
 
-def prepare_token_store(corpus: CorpusFolder, vocab_dir: Path, tokenizer, store_dir: Path, inputs: str, workers: int,
-                 dist: Distributed) -> TokenStore:
+def prepare_token_store(corpus: CorpusFolder, tokenizer, store_dir: Path, inputs: str, workers: int,
+                        dist: Distributed) -> TokenStore:
     error = None
     if dist.main and not is_store_complete(store_dir, inputs):
         try:
@@ -168,7 +168,7 @@ def prepare_token_store(corpus: CorpusFolder, vocab_dir: Path, tokenizer, store_
             needed = 4 * sum(shard.path.stat().st_size for shard in corpus.shards)
             with writing(store_dir), reported_as_disk_full(store_dir, needed, "the token store"):
                 if not is_store_complete(store_dir, inputs):  # runs sharing a store build it once
-                    build_token_store(corpus.shards, vocab_dir, tokenizer, store_dir, inputs, workers)
+                    build_token_store(corpus.shards, tokenizer, store_dir, inputs, workers)
         except UserError as exc:
             error = str(exc)
     dist.broadcast_error(error)

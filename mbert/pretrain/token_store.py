@@ -23,12 +23,12 @@ from typing import Iterable, Iterator
 
 import numpy as np
 import pyarrow.parquet as pq
+from tokenizers import Tokenizer
 
 from ..atomic import atomic_write_json, staging_dir
 from ..corpus.layout import Shard
 from ..errors import UserError
 from ..progress import bar
-from ..tokenizer_folder import load_tokenizer
 from ..workers import process_pool
 
 STORE_VERSION = 1
@@ -36,7 +36,7 @@ STORE_VERSION = 1
 MAX_UNK_SHARE = 0.5
 SMALL_CORPUS_BYTES = 16_000_000
 
-_worker_tokenizer = None
+_worker_encoder = None  # a worker process's Encoder, set once when it starts
 
 
 @dataclass
@@ -90,10 +90,35 @@ def document_key(lang: str, doc_id: str) -> int:
                           "little", signed=True)
 
 
-def _init_worker(vocab_dir: str) -> None:
-    global _worker_tokenizer
+class Encoder:
+    """What the store needs of a tokenizer: token ids of sentences (no special tokens) and the [UNK] id.
+    A fast tokenizer is reduced to a copy of its Rust backend (`tokenizers.Tokenizer`): it pickles as
+    its JSON, so a worker rebuilds it without importing transformers (~3 CPU-seconds a worker), and
+    `encode_batch_fast` skips offsets and per-sentence Python wrappers (~20 % less CPU than the
+    transformers call, same ids). Truncation and padding are switched off on the copy, as the
+    transformers call does, in case the tokenizer file was saved with them on."""
+
+    def __init__(self, tokenizer) -> None:
+        self.unk_id = tokenizer.unk_token_id
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is None or not hasattr(backend, "encode_batch_fast"):  # a slow tokenizer, or tokenizers < 0.20
+            self.backend, self.slow = None, tokenizer
+            return
+        self.backend, self.slow = Tokenizer.from_str(backend.to_str()), None
+        self.backend.no_truncation()
+        self.backend.no_padding()
+
+    def ids(self, sentences: list[str]) -> list[list[int]]:
+        if self.backend is None:
+            return self.slow(sentences, add_special_tokens=False, verbose=False, return_attention_mask=False,
+                             return_token_type_ids=False)["input_ids"]
+        return [encoding.ids for encoding in self.backend.encode_batch_fast(sentences, add_special_tokens=False)]
+
+
+def _init_worker(encoder: Encoder) -> None:
+    global _worker_encoder
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    _worker_tokenizer = load_tokenizer(Path(vocab_dir), hint="pass the output of `mbert vocab train` with --vocab")
+    _worker_encoder = encoder
 
 
 SENTENCES_PER_CALL = 4096  # sentences per tokenizer call: bounds its Python lists (~5 MB at 30 tokens each)
@@ -121,9 +146,9 @@ def iter_documents(shard: Shard, batch_rows: int = 256) -> Iterator[list[tuple[s
                zip(langs, data["id"], data["text"])]
 
 
-def _tokenize_batch(rows: list[tuple[str, str, str]], tokenizer=None) -> tuple:
+def _tokenize_batch(rows: list[tuple[str, str, str]], encoder: Encoder | None = None) -> tuple:
     """(langs, keys, sentences-per-doc, sentence lengths, flat tokens, unk count) for one batch."""
-    tokenizer = tokenizer or _worker_tokenizer
+    encoder = encoder or _worker_encoder
     langs, keys, doc_sizes, sentences = [], [], [], []
     for lang, doc_id, text in rows:
         lines = [line.strip() for line in text.split("\n")]
@@ -141,30 +166,14 @@ def _tokenize_batch(rows: list[tuple[str, str, str]], tokenizer=None) -> tuple:
     # grow with the length of a batch's documents.
     all_lengths, all_flat = [], []
     for start in range(0, len(sentences), SENTENCES_PER_CALL):
-        ids = _token_ids(tokenizer, sentences[start:start + SENTENCES_PER_CALL])
+        ids = encoder.ids(sentences[start:start + SENTENCES_PER_CALL])
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         all_lengths.append(lengths)
         all_flat.append(np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32, count=int(lengths.sum())))
         del ids
     flat = np.concatenate(all_flat)
-    unk = int(np.count_nonzero(flat == tokenizer.unk_token_id))
+    unk = int(np.count_nonzero(flat == encoder.unk_id))
     return langs, keys, doc_sizes, np.concatenate(all_lengths), flat, unk
-
-
-def _token_ids(tokenizer, sentences: list[str]) -> list[list[int]]:
-    """Token ids of each sentence, no special tokens. A fast tokenizer's Rust backend is called
-    directly (`encode_batch_fast`: no offsets, no per-sentence Python wrapper; ~20 % less CPU than
-    the transformers call, same ids); truncation and padding are switched off there first, as the
-    transformers call does, in case the tokenizer file was saved with them on."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None or not hasattr(backend, "encode_batch_fast"):  # a slow tokenizer, or tokenizers < 0.20
-        return tokenizer(sentences, add_special_tokens=False, verbose=False, return_attention_mask=False,
-                         return_token_type_ids=False)["input_ids"]
-    if backend.truncation is not None:
-        backend.no_truncation()
-    if backend.padding is not None:
-        backend.no_padding()
-    return [encoding.ids for encoding in backend.encode_batch_fast(sentences, add_special_tokens=False)]
 
 
 def _batches(shards: list[Shard]) -> Iterator[list[tuple[str, str, str]]]:
@@ -183,14 +192,14 @@ def _batches(shards: list[Shard]) -> Iterator[list[tuple[str, str, str]]]:
                 yield batch
 
 
-def _ordered_results(shards: list[Shard], vocab_dir: Path, tokenizer, workers: int) -> Iterable[tuple]:
+def _ordered_results(shards: list[Shard], encoder: Encoder, workers: int) -> Iterable[tuple]:
     if workers <= 1:
         for rows in _batches(shards):
-            yield _tokenize_batch(rows, tokenizer)
+            yield _tokenize_batch(rows, encoder)
         return
     # a bounded window of batches in flight keeps memory flat and the output in corpus order
     with process_pool(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                      initargs=(str(vocab_dir),)) as pool:
+                      initargs=(encoder,)) as pool:
         pending = []
         for rows in _batches(shards):
             pending.append(pool.submit(_tokenize_batch, rows))
@@ -200,8 +209,8 @@ def _ordered_results(shards: list[Shard], vocab_dir: Path, tokenizer, workers: i
             yield future.result()
 
 
-def build_token_store(shards: list[Shard], vocab_dir: Path, tokenizer, store_dir: Path,
-                      fingerprint: str, workers: int = 0) -> TokenStore:
+def build_token_store(shards: list[Shard], tokenizer, store_dir: Path, fingerprint: str,
+                      workers: int = 0) -> TokenStore:
     """Tokenise every document of `shards` into `store_dir` (replaced atomically)."""
     total_bytes = sum(s.path.stat().st_size for s in shards)
     if workers == 0:  # auto: starting worker processes costs more than a small corpus takes
@@ -220,7 +229,7 @@ def build_token_store(shards: list[Shard], vocab_dir: Path, tokenizer, store_dir
         progress = bar(desc=f"tokenizing {total_bytes / 1e6:.1f} MB ({workers} worker(s))",
                        unit="batch")
         for langs, keys, doc_sizes, lengths, flat, batch_unk in \
-                _ordered_results(shards, vocab_dir, tokenizer, workers):
+                _ordered_results(shards, Encoder(tokenizer), workers):
             progress.update(1)
             f_tokens.write(flat.tobytes())
             f_sent.write((n_tokens + np.cumsum(lengths)).astype(np.int64).tobytes())

@@ -111,7 +111,7 @@ class Trainer:
         """Train (from the newest checkpoint when `resume`) and write the output; returns the result."""
         s, dist = self.s, self.dist
         started = time.time()
-        self.data = prepare_data(self.corpus, self.vocab_dir, self.tokenizer, self.out, s, self.inputs, dist)
+        self.data = prepare_data(self.corpus, self.tokenizer, self.out, s, self.inputs, dist)
         self.build_model()
         start, last = self.restore(resume)
         if start > s.steps:
