@@ -19,7 +19,7 @@ import json
 import shutil
 import statistics
 import sys
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -43,14 +43,8 @@ def build(name: str, out: Path, run: Path, workers: int, core: int | None, mixtu
 
 def one_round(out: Path, run: Path, mixture_bytes: int) -> dict:
     rows = {"one": build("one", out, run, 1, 0, mixture_bytes), "two": build("two", out, run, 2, None, mixture_bytes)}
-    pair = {}
-    threads = [threading.Thread(target=lambda c=c: pair.__setitem__(
-        c, build(f"pair{c}", out, run, 1, c, mixture_bytes))) for c in (0, 1)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    rows["pair0"], rows["pair1"] = pair[0], pair[1]
+    with ThreadPoolExecutor(2) as pool:  # the two pinned builds at the same time
+        rows["pair0"], rows["pair1"] = pool.map(lambda c: build(f"pair{c}", out, run, 1, c, mixture_bytes), (0, 1))
     for name in ("two", "pair0", "pair1"):
         if not filecmp.cmp(out / "one" / "store" / "tokens.bin", out / name / "store" / "tokens.bin", shallow=False):
             raise SystemExit(f"store_workers: the {name} store differs from the one-worker store")

@@ -518,7 +518,7 @@ def test_token_ids_are_the_transformers_calls_even_with_truncation_saved_on(inpu
 
 def test_a_worker_tokenizes_without_importing_transformers(inputs, tmp_path):
     """Workers receive the Rust backend, not the transformers tokenizer: each would otherwise spend
-    ~3 CPU-seconds importing transformers, which kept two workers below 1.8x one at ~250 MB."""
+    ~3 CPU-seconds importing transformers before tokenising anything."""
     import pickle
     import subprocess
 
