@@ -59,7 +59,7 @@ def test_tlm_pairs_each_sentence_with_its_fake_copy(data_dir, tmp_path):
     ("lab-fake.toml", {"mlm", "mlm-tlm"}), ("lab-fake-long.toml", {"mlm", "mlm-tlm"}),
     ("lab-real.toml", {"mlm", "mlm-tlm"}), ("lab-real-long.toml", {"mlm", "mlm-tlm"}),
     ("lab-real-6x.toml", {"mlm-tlm"}), ("lab-real-12x.toml", {"mlm-tlm"}),
-    ("lab-real-24x.toml", {"mlm-tlm"})])
+    ("lab-real-24x.toml", {"mlm-tlm"}), ("lab-real-wide.toml", {"mlm-tlm"})])
 def test_lab_recipes_validate(repo_dir, data_dir, monkeypatch, name, variants):
     """The shipped lab recipes load and validate against the data kit (a typo fails here, not an hour in)."""
     monkeypatch.setenv("MBERT_DATA", str(data_dir))
