@@ -9,9 +9,10 @@ the stage ran, polled every second), and throughput per second of wall time and 
 
     python bench/scaling.py --out /work/scale-runs/scaling --size-mb 8 --factors 1 4
     python bench/scaling.py --out DIR --size-mb 8 --factors 1 --workers 2     # 2 workers per stage
+    python bench/scaling.py --disk RUN     # the disk budget of a run folder laid out as below
 
-Dumps go to OUT/dumps-xF (made once, reused), runs to OUT/run-xF-wW, figures to OUT/scaling.json
-(merged over calls) and a Markdown table on stdout.
+Dumps go to OUT/dumps-xF (made once, reused), runs to OUT/run-xF-wW (clean/, mixture/, vocab/, store/,
+pretrain/data/), figures to OUT/scaling.json (merged over calls) and Markdown tables on stdout.
 """
 
 from __future__ import annotations
@@ -152,13 +153,31 @@ def run_factor(out: Path, size_mb: float, factor: int, workers: int) -> dict:
         raise SystemExit(f"scaling: pretraining rebuilt the token store in {run / 'store'}: the prepared one "
                          f"was not where it reads it, so its figures include tokenisation")
     store = json.loads((run / "store" / "store.json").read_text())
+    disk = disk_budget(run, mixture)
+    print(f"  x{factor} w{workers} disk: {json.dumps(disk)}", flush=True)
     return {"factor": factor, "workers": workers, "size_mb": size_mb * factor, "languages": len(made),
             "dump_mb": round(compressed / 1e6, 2), "pages": sum(m["pages"] for m in made),
             "clean_text_mb": round(text_bytes / 1e6, 2),
             "documents": clean["totals"].get("documents"), "mixture_text_mb": round(mixture_bytes / 1e6, 2),
             "mixture_parquet_mb": round(folder_bytes(run / "mixture") / 1e6, 2),
             "mixture_documents": mixture["totals"]["documents"], "tokens": store["n_tokens"],
-            "stages": stages}
+            "disk": disk, "stages": stages}
+
+
+def disk_budget(run: Path, mixture: dict) -> dict:
+    """What the data path keeps on disk, folder by folder, and how much of the mixture is repeats: the
+    figures behind the decision to keep the mixture a copy of the sampled text (README, "Disk")."""
+    folders = {"clean_parquet_mb": run / "clean", "mixture_parquet_mb": run / "mixture",
+               "token_store_mb": run / "store", "instance_index_mb": run / "pretrain" / "data"}
+    sizes = {key: round(folder_bytes(path) / 1e6, 2) for key, path in folders.items()}
+    total = sum(sizes.values())
+    achieved = sum(row["achieved"] for row in mixture["languages"].values())
+    repeated = sum(max(0.0, row["achieved"] - row["size"]) for row in mixture["languages"].values())
+    return sizes | {"total_mb": round(total, 2),
+                    "mixture_share": round(sizes["mixture_parquet_mb"] / total, 4) if total else None,
+                    # text that is a second (third, ...) copy of a document: an index over the clean corpus
+                    # would not store it, and the token store holds its ids once per copy
+                    "mixture_repeat_share": round(repeated / achieved, 4) if achieved else None}
 
 
 def table(results: list[dict]) -> str:
@@ -169,6 +188,14 @@ def table(results: list[dict]) -> str:
         for s in r["stages"]:
             lines.append(f"| {label} | {s['stage']} | {s['input_mb']} | {s['wall_s']} | {s['cpu_s']} | "
                          f"{s['mb_per_cpu_s']} | {s['peak_rss_mb']} | {s['disk_mb']} ({s['peak_disk_mb']}) |")
+    lines += ["", "| size | clean MB | mixture MB | token store MB | instance index MB | mixture share of disk | "
+              "repeats in the mixture |", "|---|---|---|---|---|---|---|"]
+    for r in results:
+        if "disk" in r:  # runs measured before the disk budget was recorded have none
+            d = r["disk"]
+            lines.append(f"| ×{r['factor']}, {r['dump_mb']} MB dumps | {d['clean_parquet_mb']} | "
+                         f"{d['mixture_parquet_mb']} | {d['token_store_mb']} | {d['instance_index_mb']} | "
+                         f"{d['mixture_share']:.1%} | {d['mixture_repeat_share']:.1%} |")
     return "\n".join(lines)
 
 
@@ -180,7 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="workers of every parallel stage")
     parser.add_argument("--prepare", choices=["store", "instances"], help=argparse.SUPPRESS)
     parser.add_argument("--run", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--disk", type=Path, metavar="RUN", help="print the disk budget of a run folder and stop")
     args = parser.parse_args(argv)
+    if args.disk:
+        mixture = json.loads((args.disk / "mixture" / "manifest.json").read_text())
+        print(json.dumps(disk_budget(args.disk, mixture), indent=1))
+        return 0
     if args.prepare:
         prepare(args.prepare, args.run, args.workers)
         return 0
