@@ -57,6 +57,7 @@ def test_tlm_pairs_each_sentence_with_its_fake_copy(data_dir, tmp_path):
 
 @pytest.mark.parametrize("name, variants", [
     ("lab-fake.toml", {"mlm", "mlm-tlm"}), ("lab-fake-long.toml", {"mlm", "mlm-tlm"}),
+    ("lab-fake-12x.toml", {"mlm"}),
     ("lab-real.toml", {"mlm", "mlm-tlm"}), ("lab-real-long.toml", {"mlm", "mlm-tlm"}),
     ("lab-real-6x.toml", {"mlm-tlm"}), ("lab-real-12x.toml", {"mlm-tlm"}),
     ("lab-real-24x.toml", {"mlm-tlm"}), ("lab-real-wide.toml", {"mlm-tlm"})])
