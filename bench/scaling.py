@@ -169,11 +169,12 @@ def disk_budget(run: Path, mixture: dict) -> dict:
     figures behind the decision to keep the mixture a copy of the sampled text (README, "Disk")."""
     folders = {"clean_parquet_mb": run / "clean", "mixture_parquet_mb": run / "mixture",
                "token_store_mb": run / "store", "instance_index_mb": run / "pretrain" / "data"}
-    sizes = {key: round(folder_bytes(path) / 1e6, 2) for key, path in folders.items()}
+    sizes = {key: folder_bytes(path) for key, path in folders.items()}
     total = sum(sizes.values())
     achieved = sum(row["achieved"] for row in mixture["languages"].values())
     repeated = sum(max(0.0, row["achieved"] - row["size"]) for row in mixture["languages"].values())
-    return sizes | {"total_mb": round(total, 2),
+    return {key: round(size / 1e6, 2) for key, size in sizes.items()} | {
+                    "total_mb": round(total / 1e6, 2),
                     "mixture_share": round(sizes["mixture_parquet_mb"] / total, 4) if total else None,
                     # text that is a second (third, ...) copy of a document: an index over the clean corpus
                     # would not store it, and the token store holds its ids once per copy

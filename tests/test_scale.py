@@ -71,3 +71,22 @@ def test_shard_writer_flushes_by_bytes(tmp_path):
         assert writer.buffered_bytes < 1000
     path = writer.close()
     assert pq.ParquetFile(path).metadata.num_row_groups == 3 and pq.read_table(path).num_rows == 10
+
+
+def test_disk_budget_splits_the_data_path_and_counts_repeats(repo_dir, tmp_path):
+    """`bench/scaling.py --disk RUN`: the figures behind keeping the mixture a copy (README, "Disk")."""
+    sizes = {"clean/en/part-00000.parquet": 3000, "mixture/part-00000.parquet": 2000,
+             "store/tokens.bin": 4000, "pretrain/data/index.bin": 1000}
+    for name, size in sizes.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x" * size)
+    # en is up-sampled (50 of its 150 characters are a second copy), is down-sampled (no repeats)
+    manifest = {"languages": {"en": {"size": 100.0, "achieved": 150.0}, "is": {"size": 200.0, "achieved": 50.0}}}
+    (tmp_path / "mixture" / "manifest.json").write_text(json.dumps(manifest))
+    done = subprocess.run([sys.executable, str(repo_dir / "bench" / "scaling.py"), "--disk", str(tmp_path)],
+                          check=True, capture_output=True, text=True)
+    budget = json.loads(done.stdout)
+    manifest_bytes = len(json.dumps(manifest))
+    assert budget["clean_parquet_mb"] == 0.0 and budget["token_store_mb"] == 0.0  # MB, rounded to 0.01
+    assert budget["mixture_share"] == round((2000 + manifest_bytes) / (10000 + manifest_bytes), 4)
+    assert budget["mixture_repeat_share"] == 0.25
